@@ -1,0 +1,34 @@
+"""The ``ministeer`` command line. Each subcommand lives in its own module as ``main(argv)``.
+
+Subcommands are imported only when called, so ``ministeer sites`` never pays for
+matplotlib or the experiments.
+"""
+import importlib
+import sys
+
+COMMANDS = {  # name -> ("module:function", one-line help)
+    "sites": ("ministeer.sites:main", "print the table of intervention sites"),
+}
+
+
+def usage():
+    lines = ["usage: ministeer <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "ministeer <command> --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"ministeer: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module, func = COMMANDS[argv[0]][0].split(":")
+    return getattr(importlib.import_module(module), func)(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

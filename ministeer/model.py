@@ -1,0 +1,270 @@
+"""A small decoder-only transformer as pure functions: config, parameters, forward.
+
+Llama-style by default (RMSNorm, rotary positions, SwiGLU MLP, grouped-query
+attention); GPT-2 style (LayerNorm, learned positions, GELU MLP, biases, tied
+unembedding) is a config choice. Read top to bottom: ``Config``, ``init_params``,
+then ``forward`` and the four functions it is made of.
+
+Parameters are a nested dict whose dotted paths are Hugging Face Llama names
+(``model.layers.0.self_attn.q_proj.weight``), weights in HF's ``[out, in]`` layout,
+so ``y = x @ W.T`` and the math reads ``y = W x``. GPT-2 checkpoints load by the
+renaming in ``ministeer/io.py``.
+
+Every activation passes through ``site(x, name)``, where hooks may replace it.
+The names and shapes are listed in ``ministeer/sites.py``.
+"""
+from dataclasses import dataclass, replace
+
+import numpy as np  # host-side only: initialization draws from a seeded host RNG
+
+from . import ops
+from .backend import as_backend_array, from_numpy, raw, xp
+from .sites import resolve, resolve_hooks
+
+CHOICES = {"norm": ("rms", "layer"), "mlp": ("swiglu", "gelu"), "pos": ("rope", "learned"),
+           "dtype": ("float64", "float32")}
+
+
+@dataclass(frozen=True)
+class Config:
+    vocab_size: int = 64
+    d_model: int = 32
+    n_layers: int = 2
+    n_heads: int = 4
+    n_kv_heads: int = 2  # < n_heads: grouped-query attention, as in Llama 3 / SmolLM
+    d_mlp: int = 64
+    n_ctx: int = 64
+    norm: str = "rms"
+    mlp: str = "swiglu"
+    pos: str = "rope"
+    bias: bool = False
+    tied: bool = False
+    dtype: str = "float64"
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+
+    def __post_init__(self):
+        for field, allowed in CHOICES.items():
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"Config.{field}={getattr(self, field)!r}; expected one of {allowed}")
+        for field in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_mlp", "n_ctx"):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
+                raise ValueError(f"Config.{field} must be a positive int, got {getattr(self, field)!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads={self.n_heads} is not divisible by n_kv_heads={self.n_kv_heads}")
+        if self.pos == "rope" and self.d_head % 2:
+            raise ValueError(f"rotary embeddings need an even head size, got d_head={self.d_head}")
+
+    @property
+    def d_head(self):
+        return self.d_model // self.n_heads
+
+    @classmethod
+    def llama(cls, **overrides):
+        """RMSNorm, RoPE, SwiGLU, no biases, untied: the family the paper's theory is about."""
+        return cls(**overrides)
+
+    @classmethod
+    def gpt2(cls, **overrides):
+        """LayerNorm, learned positions, GELU MLP, biases, tied unembedding."""
+        base = dict(norm="layer", mlp="gelu", pos="learned", bias=True, tied=True,
+                    n_kv_heads=overrides.get("n_heads", 4), d_mlp=4 * overrides.get("d_model", 32))
+        return cls(**{**base, **overrides})
+
+    def replace(self, **changes):
+        return replace(self, **changes)
+
+
+PRESETS = {"llama": Config.llama, "gpt2": Config.gpt2}
+
+# ---------------------------------------------------------------- parameters
+
+
+def _linear_init(rng, d_out, d_in, std, bias, dtype):
+    p = {"weight": from_numpy(rng.normal(0.0, std, (d_out, d_in)), dtype)}
+    if bias:
+        p["bias"] = from_numpy(np.zeros(d_out), dtype)
+    return p
+
+
+def _norm_init(cfg):
+    p = {"weight": from_numpy(np.ones(cfg.d_model), cfg.dtype)}
+    if cfg.norm == "layer":
+        p["bias"] = from_numpy(np.zeros(cfg.d_model), cfg.dtype)
+    return p
+
+
+def init_params(cfg, seed=0, std=0.02):
+    """Random parameters (a nested dict) drawn on the host, so every backend gets the same."""
+    rng = np.random.default_rng(seed)
+    out_std = std / (2 * cfg.n_layers) ** 0.5  # GPT-2: shrink the writes into the residual stream
+    d, m, kv = cfg.d_model, cfg.d_mlp, cfg.n_kv_heads * cfg.d_head
+    lin = lambda d_out, d_in, s=std: _linear_init(rng, d_out, d_in, s, cfg.bias, cfg.dtype)
+    layers = []
+    for _ in range(cfg.n_layers):
+        mlp = {"gate_proj": lin(m, d)} if cfg.mlp == "swiglu" else {}
+        mlp.update(up_proj=lin(m, d), down_proj=lin(d, m, out_std))
+        layers.append({
+            "input_layernorm": _norm_init(cfg),
+            "self_attn": {"q_proj": lin(d, d), "k_proj": lin(kv, d), "v_proj": lin(kv, d),
+                          "o_proj": lin(d, d, out_std)},
+            "post_attention_layernorm": _norm_init(cfg),
+            "mlp": mlp,
+        })
+    model = {"embed_tokens": {"weight": from_numpy(rng.normal(0.0, std, (cfg.vocab_size, d)), cfg.dtype)}}
+    if cfg.pos == "learned":
+        model["embed_positions"] = {"weight": from_numpy(rng.normal(0.0, 0.01, (cfg.n_ctx, d)), cfg.dtype)}
+    model.update(layers=layers, norm=_norm_init(cfg))
+    params = {"model": model}
+    if not cfg.tied:
+        params["lm_head"] = {"weight": from_numpy(rng.normal(0.0, std, (cfg.vocab_size, d)), cfg.dtype)}
+    return params
+
+# ---------------------------------------------------------------- the forward pass
+
+
+def linear(x, p):
+    """[..., d_in] -> [..., d_out]. Flattened to 2-D so it is one GEMM (and one in the VJP)."""
+    y = xp.reshape(x, (-1, x.shape[-1])) @ p["weight"].T
+    if "bias" in p:
+        y = y + p["bias"]
+    return xp.reshape(y, x.shape[:-1] + (y.shape[-1],))
+
+
+def norm(x, p, cfg):
+    if cfg.norm == "rms":
+        return ops.rms_norm(x, p["weight"], cfg.norm_eps)
+    return ops.layer_norm(x, p["weight"], p.get("bias", 0.0), cfg.norm_eps)
+
+
+def attention(x, p, cfg, site, rope_tables):
+    B, T, _ = x.shape
+    H, K, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+    q = site(xp.reshape(linear(x, p["q_proj"]), (B, T, H, dh)), "attn.hook_q")
+    k = site(xp.reshape(linear(x, p["k_proj"]), (B, T, K, dh)), "attn.hook_k")
+    v = site(xp.reshape(linear(x, p["v_proj"]), (B, T, K, dh)), "attn.hook_v")
+    if rope_tables is not None:
+        cos, sin = rope_tables
+        q, k = ops.rope(q, cos[:T], sin[:T]), ops.rope(k, cos[:T], sin[:T])
+    heads_first = lambda a: xp.transpose(a, (0, 2, 1, 3))  # [B, T, h, dh] -> [B, h, T, dh]
+    pattern = site(ops.attention_pattern(heads_first(q), heads_first(k), 1.0 / dh ** 0.5),
+                   "attn.hook_pattern")  # [B, H, T, T]
+    # each group of H/K query heads reads one key/value head
+    v5 = xp.reshape(heads_first(v), (B, K, 1, T, dh))
+    z = xp.reshape(xp.reshape(pattern, (B, K, H // K, T, T)) @ v5, (B, H, T, dh))
+    z = site(xp.transpose(z, (0, 2, 1, 3)), "attn.hook_z")  # [B, T, H, dh]
+    return linear(xp.reshape(z, (B, T, H * dh)), p["o_proj"])  # [B, T, d]
+
+
+def mlp(x, p, cfg, site):
+    if cfg.mlp == "swiglu":
+        gate = site(linear(x, p["gate_proj"]), "mlp.hook_pre")  # a_g  [B, T, m]
+        up = site(linear(x, p["up_proj"]), "mlp.hook_pre_linear")  # a_u  [B, T, m]
+        hidden = site(ops.swiglu(gate, up), "mlp.hook_post")  # m = silu(a_g) * a_u
+    else:
+        hidden = site(ops.gelu(site(linear(x, p["up_proj"]), "mlp.hook_pre")), "mlp.hook_post")
+    return linear(hidden, p["down_proj"])  # y = W_d m  [B, T, d]
+
+
+def block(h, p, cfg, site, rope_tables):
+    """One pre-norm block: h + Attn(Norm(h)), then + MLP(Norm(.)) -- the paper's eq. (2.1)."""
+    h = site(h, "hook_resid_pre")
+    x = site(norm(h, p["input_layernorm"], cfg), "ln1.hook_normalized")
+    h = site(h + site(attention(x, p["self_attn"], cfg, site, rope_tables), "hook_attn_out"),
+             "hook_resid_mid")
+    x = site(norm(h, p["post_attention_layernorm"], cfg), "ln2.hook_normalized")
+    return site(h + site(mlp(x, p["mlp"], cfg, site), "hook_mlp_out"), "hook_resid_post")
+
+
+def forward(params, tokens, cfg, hooks=None):
+    """Logits [B, T, V] for integer tokens [B, T] (a 1-D [T] is read as one sequence).
+
+    ``hooks`` maps a site name, alias or glob (``"blocks.*.hook_resid_post"``) to a
+    function ``(activation, name) -> new activation`` (or a list of them, applied in
+    order). Hooks must return a new array of the same shape; they are differentiated
+    like any other code.
+    """
+    tokens = check_tokens(tokens, cfg)
+    site = _site_caller(resolve_hooks(cfg, hooks))
+    B, T = tokens.shape
+    embed = params["model"]["embed_tokens"]["weight"]
+    h = site(ops.embedding(embed, tokens), "hook_embed")  # [B, T, d]
+    rope_tables = None
+    if cfg.pos == "learned":
+        h = h + site(xp.reshape(ops.embedding(params["model"]["embed_positions"]["weight"],
+                                              raw.arange(T)), (1, T, cfg.d_model)), "hook_pos_embed")
+    else:
+        rope_tables = ops.rope_tables(T, cfg.d_head, cfg.rope_theta, cfg.dtype)
+    for layer, p in enumerate(params["model"]["layers"]):
+        prefix = f"blocks.{layer}."
+        h = block(h, p, cfg, lambda x, name: site(x, prefix + name), rope_tables)
+    h = site(norm(h, params["model"]["norm"], cfg), "ln_final.hook_normalized")
+    unembed = embed if cfg.tied else params["lm_head"]["weight"]
+    return linear(h, {"weight": unembed})  # [B, T, V]
+
+
+def _site_caller(resolved):
+    def site(x, name):
+        for fn in resolved.get(name, ()):
+            new = fn(x, name)
+            if getattr(new, "shape", None) != x.shape:
+                raise ValueError(f"hook on {name!r} returned shape {getattr(new, 'shape', type(new))}, "
+                                 f"expected {x.shape}")
+            x = new
+        return x
+    return site
+
+
+def check_tokens(tokens, cfg):
+    """Validate token ids and put them on the active backend as [B, T] integers."""
+    tokens = as_backend_array(tokens)
+    if tokens.dtype.kind not in "iu":
+        raise TypeError(f"tokens must be integers, got dtype {tokens.dtype}")
+    if tokens.ndim == 1:
+        tokens = tokens[None, :]
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        raise ValueError(f"tokens must have shape [batch, pos] with pos >= 1, got {tokens.shape}")
+    if tokens.shape[1] > cfg.n_ctx:
+        raise ValueError(f"sequence length {tokens.shape[1]} exceeds the context length n_ctx={cfg.n_ctx}")
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0 or high >= cfg.vocab_size:
+        raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {low}, max {high}")
+    return tokens
+
+
+def run_with_cache(params, tokens, cfg, names=None, hooks=None):
+    """``(logits, cache)``: cache maps each site in ``names`` (default: all) to its activation.
+
+    Cached values are taken after any ``hooks`` at that site, i.e. what the rest of the
+    network sees.
+    """
+    cache = {}
+    def record(x, name):
+        cache[name] = x
+        return x
+    patterns = ["*"] if names is None else ([names] if isinstance(names, str) else list(names))
+    merged = resolve_hooks(cfg, hooks)
+    for name in {n for pattern in patterns for n in resolve(cfg, pattern)}:
+        merged.setdefault(name, []).append(record)  # after the user's hooks at that site
+    logits = forward(params, tokens, cfg, hooks=merged)
+    return logits, cache
+
+
+def loss_fn(params, tokens, cfg, targets=None, mask=None, hooks=None):
+    """Mean next-token cross-entropy over the positions where ``mask`` is 1.
+
+    With ``targets=None`` the targets are ``tokens`` shifted left and the last
+    position is dropped. ``mask`` [B, T] selects supervised positions, e.g. the
+    completion only, as in the paper's SFT.
+    """
+    tokens = check_tokens(tokens, cfg)
+    if targets is None:
+        tokens, targets = tokens[:, :-1], tokens[:, 1:]
+        mask = None if mask is None else mask[:, 1:]
+    logits = forward(params, tokens, cfg, hooks)
+    B, T, V = logits.shape
+    weights = raw.ones((B * T,), dtype=logits.dtype) if mask is None else \
+        as_backend_array(mask).reshape(-1).astype(logits.dtype)
+    return ops.cross_entropy(xp.reshape(logits, (B * T, V)), as_backend_array(targets).reshape(-1), weights)

@@ -1,0 +1,121 @@
+"""Intervention sites: every activation ``forward`` exposes, by TransformerLens-style name.
+
+A *site* is a named point in the forward pass where a hook may read or replace the
+activation. Shapes use ``B`` = batch, ``T`` = positions, ``H`` = heads, ``K`` = key/value
+heads, ``dh`` = head size, ``d`` = d_model, ``m`` = d_mlp, ``V`` = vocab.
+
+Residual identities (checked exactly in ``tests/test_model.py``)::
+
+    blocks.{l}.hook_resid_mid  == blocks.{l}.hook_resid_pre + blocks.{l}.hook_attn_out
+    blocks.{l}.hook_resid_post == blocks.{l}.hook_resid_mid + blocks.{l}.hook_mlp_out
+    blocks.{l}.hook_resid_post == blocks.{l+1}.hook_resid_pre
+
+The paper's three steering sites are aliases: ``pre_mlp`` (the MLP's normalized input),
+``post_mlp`` (the MLP output before the skip add) and ``post_block`` (the block output).
+"""
+import difflib
+import fnmatch
+
+# suffix -> (shape, meaning). Order is the order of the forward pass.
+BLOCK_SITES = {
+    "hook_resid_pre": ("B T d", "residual stream entering the block"),
+    "ln1.hook_normalized": ("B T d", "normalized input to attention"),
+    "attn.hook_q": ("B T H dh", "queries, before rotary embedding"),
+    "attn.hook_k": ("B T K dh", "keys, before rotary embedding"),
+    "attn.hook_v": ("B T K dh", "values"),
+    "attn.hook_pattern": ("B H T T", "attention probabilities (query pos, key pos)"),
+    "attn.hook_z": ("B T H dh", "per-head attention output, before o_proj"),
+    "hook_attn_out": ("B T d", "attention output, before the skip add"),
+    "hook_resid_mid": ("B T d", "resid_pre + attn_out"),
+    "ln2.hook_normalized": ("B T d", "normalized input to the MLP (paper: pre-MLP)"),
+    "mlp.hook_pre": ("B T m", "gate pre-activation a_g (GELU MLP: the pre-activation)"),
+    "mlp.hook_pre_linear": ("B T m", "up projection a_u (GLU MLPs only)"),
+    "mlp.hook_post": ("B T m", "MLP hidden m = act(a_g) * a_u (GELU: act(pre))"),
+    "hook_mlp_out": ("B T d", "MLP output y = W_d m, before the skip add (paper: post-MLP)"),
+    "hook_resid_post": ("B T d", "block output resid_mid + mlp_out (paper: post-block)"),
+}
+GLOBAL_SITES = {
+    "hook_embed": ("B T d", "token embeddings"),
+    "hook_pos_embed": ("B T d", "learned position embeddings (pos='learned' only)"),
+    "ln_final.hook_normalized": ("B T d", "final normalized stream, before the unembedding"),
+}
+ALIASES = {"pre_mlp": "ln2.hook_normalized", "post_mlp": "hook_mlp_out", "post_block": "hook_resid_post"}
+
+
+def _block_suffixes(cfg):
+    return [s for s in BLOCK_SITES if s != "mlp.hook_pre_linear" or cfg.mlp == "swiglu"]
+
+
+def site_names(cfg):
+    """Every valid site name for ``cfg``, in forward order."""
+    names = ["hook_embed"] + (["hook_pos_embed"] if cfg.pos == "learned" else [])
+    for layer in range(cfg.n_layers):
+        names += [f"blocks.{layer}.{s}" for s in _block_suffixes(cfg)]
+    return names + ["ln_final.hook_normalized"]
+
+
+def site_name(kind, layer=None):
+    """``site_name("resid_post", 3) -> "blocks.3.hook_resid_post"`` (cf. TL's get_act_name)."""
+    suffix = ALIASES.get(kind, kind)
+    if suffix not in BLOCK_SITES:
+        suffix = next((s for s in BLOCK_SITES if s.split(".")[-1] == f"hook_{kind}"), suffix)
+    if layer is None:
+        return suffix
+    return f"blocks.{layer}.{suffix}"
+
+
+def _unalias(name):
+    head, _, last = name.rpartition(".")
+    if name in ALIASES:  # bare alias: every layer
+        return f"blocks.*.{ALIASES[name]}"
+    if last in ALIASES:
+        return f"{head}.{ALIASES[last]}"
+    return name
+
+
+def resolve(cfg, name):
+    """Concrete site names matched by ``name``: an exact name, an alias or a glob pattern.
+
+    Raises ``KeyError`` naming the closest valid site and listing all of them.
+    """
+    valid = site_names(cfg)
+    pattern = _unalias(name)
+    matched = [n for n in valid if fnmatch.fnmatchcase(n, pattern)]
+    if not matched:
+        close = difflib.get_close_matches(pattern, valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown site {name!r}.{hint} Valid sites for this config: {', '.join(valid)}")
+    return matched
+
+
+def resolve_hooks(cfg, hooks):
+    """``{name or pattern: fn or [fns]}`` -> ``{concrete site: [fns]}`` in the order given."""
+    resolved = {}
+    for pattern, fns in (hooks or {}).items():
+        fns = list(fns) if isinstance(fns, (list, tuple)) else [fns]
+        for name in resolve(cfg, pattern):
+            resolved.setdefault(name, []).extend(fns)
+    return resolved
+
+
+def site_table(cfg=None):
+    """The sites as Markdown: name, shape, meaning (``ministeer sites`` prints it)."""
+    rows = ["| site | shape | meaning |", "|---|---|---|"]
+    rows += [f"| `{n}` | {s} | {m} |" for n, (s, m) in GLOBAL_SITES.items() if n != "ln_final.hook_normalized"]
+    rows += [f"| `blocks.{{l}}.{n}` | {s} | {m} |" for n, (s, m) in BLOCK_SITES.items()]
+    rows.append("| `ln_final.hook_normalized` | {} | {} |".format(*GLOBAL_SITES["ln_final.hook_normalized"]))
+    rows.append("")
+    rows.append("Aliases: " + ", ".join(f"`{a}` = `blocks.{{l}}.{s}`" for a, s in ALIASES.items()))
+    if cfg is not None:
+        rows.append(f"\nThis config has {len(site_names(cfg))} sites.")
+    return "\n".join(rows)
+
+
+def main(argv=()):
+    """``ministeer sites [--preset llama|gpt2]``: print the site table."""
+    import argparse
+    from .model import PRESETS
+    parser = argparse.ArgumentParser(prog="ministeer sites", description="List every intervention site.")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="llama")
+    args = parser.parse_args(argv)
+    print(site_table(PRESETS[args.preset]()))

@@ -1,0 +1,15 @@
+"""Shared test set-up: hypothesis profiles and the claim marker.
+
+Profiles (choose with HYPOTHESIS_PROFILE): ``dev`` (default, quick), ``ci`` (used
+when CI is set), ``thorough`` (for a long local run).
+"""
+import os
+
+from hypothesis import HealthCheck, settings
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+               derandomize=False, print_blob=True)
+settings.register_profile("dev", max_examples=15, **_common)
+settings.register_profile("ci", max_examples=25, **_common)
+settings.register_profile("thorough", max_examples=500, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
