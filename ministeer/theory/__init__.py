@@ -1,0 +1,20 @@
+"""The paper's theory as code: one module per idea, each function named after its equation.
+
+=================  ============================================================  ==========================
+module             idea                                                          docs page
+=================  ============================================================  ==========================
+``linear``         a linear layer's update is an exact output shift; input side  02-weight-updates-as-shifts
+``first_order``    J_theta s[dtheta] at any site by forward-mode autodiff         02-weight-updates-as-shifts
+``scaling``        remainder = O(eps^2) checked by its log-log slope              02-weight-updates-as-shifts
+``translate``      a weight update -> per-layer post-block shifts                 02-weight-updates-as-shifts
+``glu``            dy_FT and the pre-MLP Jacobian A(h) in closed form             03-glu-and-pre-mlp
+``where``          reachability, blind spot, oblique projector, skip coverage     04-where-to-steer
+``oracle``         oracle composition, lockstep, per-token inversion              04-where-to-steer
+``fitting``        the best constant / affine / rank-r / pre-MLP steer            05-parameterizations
+``reft``           ReFT is a rank-r update of the down projection                 05-parameterizations
+``claims``         one runner per claim of the paper (``ministeer verify``)       index
+=================  ============================================================  ==========================
+
+The equations are numbered per docs page, e.g. docs/03-glu-and-pre-mlp.md eq. (3.3) is
+``glu.pre_mlp_jacobian``. Every function's docstring names its equation and its test.
+"""

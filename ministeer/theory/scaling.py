@@ -1,0 +1,42 @@
+"""How a first-order claim is checked: the remainder must fall like eps^2.
+
+A first-order statement ``f(eps) = f(0) + eps f'(0) + O(eps^2)`` is not tested with a
+tolerance -- any tolerance would be arbitrary. Instead we measure the remainder
+``R(eps) = ||f(eps) - f(0) - eps f'(0)||`` over a few decades of eps and fit its
+log-log slope, which must be 2 (docs/02-weight-updates-as-shifts.md eq. (2.8)).
+
+Two things spoil the fit, and both are guarded against here:
+
+* the float64 floor: below ~1e3 ulps of the compared values the remainder is rounding
+  noise, not curvature, so such points are dropped (``floor``);
+* an *exact* first-order statement (a linear layer): every point is at the floor, and
+  "slope 2" is meaningless. ``loglog_slope`` then raises, so a caller must decide.
+"""
+import math
+
+FLOAT64_EPS = 2.220446049250313e-16
+
+
+def rounding_floor(scale, ulps=1e3):
+    """The remainder below which rounding dominates: ``ulps`` float64 ulps of ``scale``."""
+    return ulps * FLOAT64_EPS * max(float(scale), 1e-300)
+
+
+def loglog_slope(eps, errs, floor=0.0):
+    """Least-squares slope of log(err) against log(eps) over the points with err > floor.
+
+    docs/02-weight-updates-as-shifts.md eq. (2.8): for R(eps) = C eps^p + o(eps^p) the
+    slope is p; a first-order claim needs p = 2 (tests/test_claim_02_glu_update.py,
+    tests/test_claim_15_block_first_order.py, tests/test_scaling.py).
+    Raises ValueError when fewer than three points lie above the floor.
+    """
+    pts = [(math.log(e), math.log(r)) for e, r in zip(eps, errs) if r > floor and e > 0]
+    if len(pts) < 3:
+        raise ValueError(f"only {len(pts)} of {len(errs)} remainders lie above the rounding floor "
+                         f"{floor:.3g}: the map is linear to machine precision here (errs={list(errs)}), "
+                         "so there is no slope to fit")
+    n = len(pts)
+    mx = sum(x for x, _ in pts) / n
+    my = sum(y for _, y in pts) / n
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / sxx
