@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np  # host-side only: initialization draws from a seeded host RNG
 
 from . import ops
-from .backend import as_backend_array, from_numpy, raw, xp
+from .backend import as_backend_array, from_numpy, raw, to_numpy, xp
 from .sites import resolve, resolve_hooks
 
 CHOICES = {"norm": ("rms", "layer"), "mlp": ("swiglu", "gelu"), "pos": ("rope", "learned"),
@@ -228,7 +228,7 @@ def check_tokens(tokens, cfg):
         raise ValueError(f"tokens must have shape [batch, pos] with pos >= 1, got {tokens.shape}")
     if tokens.shape[1] > cfg.n_ctx:
         raise ValueError(f"sequence length {tokens.shape[1]} exceeds the context length n_ctx={cfg.n_ctx}")
-    low, high = int(tokens.min()), int(tokens.max())
+    low, high = to_numpy(raw.stack([raw.min(tokens), raw.max(tokens)]))  # one explicit device->host copy
     if low < 0 or high >= cfg.vocab_size:
         raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {low}, max {high}")
     return tokens

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from autograd import value_and_grad
 
-from .backend import raw
+from .backend import raw, to_numpy
 from .tree import named_leaves, tree_leaves, tree_map
 
 
@@ -45,8 +45,20 @@ def learning_rate(step, steps, lr, schedule="constant", warmup=0):
     raise ValueError(f"schedule={schedule!r}; expected 'constant', 'linear' or 'cosine'")
 
 
+def _norm_on_device(grads):
+    return raw.sqrt(sum(raw.sum(g * g) for g in tree_leaves(grads)))
+
+
 def global_norm(grads):
-    return math.sqrt(sum(float(raw.sum(g * g)) for g in tree_leaves(grads)))
+    return float(to_numpy(_norm_on_device(grads)))
+
+
+def _read_back(loss, grads):
+    """(loss, all finite?) as host values with one device->host copy: the step's only sync."""
+    values = [raw.asarray(loss, dtype=raw.float64)]
+    values += [raw.all(raw.isfinite(g)).astype(raw.float64) for g in tree_leaves(grads)]
+    host = to_numpy(raw.stack(values))
+    return float(host[0]), math.isfinite(host[0]) and bool(host[1:].all())
 
 
 def _lr_tree(trainable, lr, group_lr):
@@ -108,11 +120,12 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
         if project is not None:
             trainable = project(trainable, step)
         loss, grads = value_and_grad_fn(trainable, next(source))
-        loss = float(loss)
-        _check_finite(loss, grads, step, trainable)
-        if clip is not None:
-            scale = min(1.0, clip / (global_norm(grads) + 1e-12))
-            grads = tree_map(lambda g: g * scale, grads)
+        loss, finite = _read_back(loss, grads)
+        if not finite:
+            _check_finite(loss, grads, step, trainable)  # names the culprit and raises
+        if clip is not None:  # the scale stays on the device
+            scale = raw.minimum(1.0, clip / (_norm_on_device(grads) + 1e-12))
+            grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
         factor = learning_rate(step, steps, 1.0, schedule, warmup)
         m = tree_map(lambda m_, g: b1 * m_ + (1.0 - b1) * g, m, grads)
         v = tree_map(lambda v_, g: b2 * v_ + (1.0 - b2) * g * g, v, grads)
