@@ -1,0 +1,297 @@
+"""Adapters as data, and the one call that runs a model with a set of them.
+
+An ``Adapter`` is a JSON-able ``spec`` (what it is: kind, sites or target modules,
+rank, positions, activation, ...) plus ``params``, a pytree of arrays (what it has
+learned). No closures: ``autograd.grad`` differentiates the arrays, ``fit`` updates
+them, ``save_adapters`` writes them with the spec beside them.
+
+Two families, one mechanism each:
+
+* **weight adapters** (``full``, ``lora``) return *effective weights*, computed inside the
+  traced function from the frozen base (``W + s B A``); the base is never mutated.
+* **activation adapters** (``vector``, ``lowrank``, ``loreft``, ``direft``) become hooks
+  ``h -> h + mask * delta(h)`` on ``model.forward``, built from the data at call time.
+
+A set of adapters is a dict ``{name: Adapter}`` (its names are the top-level keys of
+the trainable pytree, so ``fit(group_lr={"lora": ..., "steer": ...})`` works); a single
+Adapter or a list is accepted too. Hooks at one site run in the dict's order.
+"""
+import json
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np  # host side only: seeded initialization
+
+from ..backend import as_backend_array, from_numpy, raw
+from ..model import loss_fn, forward
+from ..sites import BLOCK_SITES, GLOBAL_SITES, resolve, resolve_hooks
+
+
+@dataclass(frozen=True, eq=False)
+class Adapter:
+    spec: dict    # JSON-able: {"kind": "lowrank", "sites": [...], "r": 8, ...}
+    params: dict  # arrays: {site or module path: {leaf name: array}} (``full``: the base tree)
+
+    @property
+    def kind(self):
+        return self.spec["kind"]
+
+    def with_params(self, params):
+        return Adapter(self.spec, params)
+
+    def __repr__(self):
+        from ..tree import tree_size
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.spec.items() if k not in ("sites", "modules"))
+        return f"Adapter({fields}, {tree_size(self.params)} params)"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of adapter is described, shaped, initialized and applied."""
+    name: str
+    fields: dict                        # spec field -> default
+    resolve: Callable                   # (cfg, spec) -> spec with concrete sites / modules
+    shapes: Callable                    # (cfg, spec) -> {group: {leaf: shape}}
+    init: Callable                      # (cfg, spec, rng) -> {group: {leaf: host array}}
+    delta: Optional[Callable] = None    # (spec, p, h) -> shift of h   (activation adapters)
+    weights: Optional[Callable] = None  # (spec, p, params) -> params  (weight adapters)
+    affine: Optional[Callable] = None   # (spec, p) -> (P, Q, c): delta(h) = P Q h + c, for folding
+
+
+KINDS = {}
+
+
+def register(kind):
+    KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name):
+    if name not in KINDS:
+        raise KeyError(f"unknown adapter kind {name!r}; valid kinds: {sorted(KINDS)}")
+    return KINDS[name]
+
+
+def make_spec(cfg, kind, **fields):
+    """The complete, concrete, JSON-able spec of an adapter (patterns resolved for ``cfg``)."""
+    k = get_kind(kind)
+    unknown = set(fields) - set(k.fields)
+    if unknown:
+        raise TypeError(f"{kind} adapter got unknown field(s) {sorted(unknown)}; valid: {sorted(k.fields)}")
+    spec = k.resolve(cfg, {"kind": kind, **k.fields, **fields})
+    return json.loads(json.dumps(spec, default=_json_default))  # tuples -> lists, as after a save
+
+
+def _json_default(x):
+    if isinstance(x, np.ndarray) or hasattr(x, "tolist"):
+        return x.tolist()
+    raise TypeError(f"adapter spec values must be JSON-able, got {type(x).__name__}")
+
+
+def init_adapter(cfg, spec, seed=0):
+    """An ``Adapter`` for a concrete ``spec``, initialized from a seeded host RNG."""
+    host = get_kind(spec["kind"]).init(cfg, spec, np.random.default_rng(seed))
+    return Adapter(spec, {g: {leaf: from_numpy(a, cfg.dtype) for leaf, a in p.items()} for g, p in host.items()})
+
+
+# ---------------------------------------------------------------- sites and positions
+
+
+def site_shape(cfg, name):
+    """Shape of the activation at a concrete site, without the leading ``(B, T)``.
+
+    ``None`` for ``attn.hook_pattern``, which is not indexed by position first.
+    """
+    suffix = name.split(".", 2)[2] if name.startswith("blocks.") else name
+    shape = (BLOCK_SITES.get(suffix) or GLOBAL_SITES[suffix])[0].split()
+    if shape[:2] != ["B", "T"]:
+        return None
+    size = {"d": cfg.d_model, "m": cfg.d_mlp, "H": cfg.n_heads, "K": cfg.n_kv_heads, "dh": cfg.d_head}
+    return tuple(size[s] for s in shape[2:])
+
+
+def select_sites(cfg, sites, layers=None, flat_only=False):
+    """Concrete site names for patterns ``sites`` (str or list), optionally only ``layers``.
+
+    A bare block suffix (``"hook_attn_out"``) means that site in every layer.
+    """
+    patterns = [sites] if isinstance(sites, str) else list(sites)
+    patterns = [f"blocks.*.{p}" if p in BLOCK_SITES else p for p in patterns]
+    names = [n for p in patterns for n in resolve(cfg, p)]
+    names = list(dict.fromkeys(names))  # de-duplicate, keep forward order of the patterns
+    if layers is not None:
+        bad = [l for l in layers if not (isinstance(l, int) and 0 <= l < cfg.n_layers)]
+        if bad:
+            raise ValueError(f"layers {bad} out of range: this config has layers 0..{cfg.n_layers - 1}")
+        names = [n for n in names if n.startswith("blocks.") and int(n.split(".")[1]) in layers]
+    for n in names:
+        shape = site_shape(cfg, n)
+        if shape is None or (flat_only and len(shape) != 1):
+            want = "a [B, T, width] activation" if flat_only else "a position axis second"
+            raise ValueError(f"site {n!r} has shape {BLOCK_SITES.get(n.split('.', 2)[-1], ('?',))[0]}; "
+                             f"this adapter needs {want}")
+    if not names:
+        raise ValueError(f"sites {sites!r} with layers {layers!r} select no site")
+    return names
+
+
+def check_positions(positions):
+    """Validate a positions spec; returns it in JSON form (a bool mask becomes a list)."""
+    if positions is None or positions == "last":
+        return positions
+    if isinstance(positions, str):
+        parse_first_last(positions)
+        return positions
+    arr = np.asarray(positions)
+    if arr.dtype == bool and arr.ndim in (1, 2):
+        return arr.tolist()
+    if arr.dtype.kind in "iu" and arr.ndim == 1 and arr.size:
+        return [int(i) for i in arr]
+    raise ValueError(f"positions={positions!r}; expected None (all), 'last', 'f<k>+l<k>' (pyreft), "
+                     "a list of ints, or a bool mask [T] or [B, T]")
+
+
+def parse_first_last(text):
+    """pyreft's position notation: ``"f1+l1"`` -> (1, 1), ``"l3"`` -> (0, 3), ``"f7"`` -> (7, 0)."""
+    first = last = 0
+    for part in text.split("+"):
+        if len(part) < 2 or part[0] not in "fl" or not part[1:].isdigit():
+            raise ValueError(f"positions={text!r}; expected pyreft notation like 'f1+l1', 'l1' or 'f7+l7'")
+        first, last = (int(part[1:]), last) if part[0] == "f" else (first, int(part[1:]))
+    return first, last
+
+
+def position_mask(positions, batch, n_pos, prompt_lengths=None):
+    """Float mask [B, T] (1 where the adapter edits) built with ``raw``; ``None`` means every position.
+
+    ``"f<k>+l<k>"`` counts from the ends of the *prompt* when ``prompt_lengths`` ([B] or int)
+    is given (pyreft's semantics), else from the ends of the sequence.
+    """
+    if positions is None:
+        return None
+    t = raw.arange(n_pos)[None, :]  # [1, T]
+    if positions == "last":
+        return raw.broadcast_to(1.0 * (t == n_pos - 1), (batch, n_pos))
+    if isinstance(positions, str):
+        first, last = parse_first_last(positions)
+        P = raw.asarray(n_pos if prompt_lengths is None else prompt_lengths).reshape(-1, 1)  # [B or 1, 1]
+        P = raw.minimum(P, n_pos)
+        chosen = (t < raw.minimum(first, P)) | ((t >= P - last) & (t < P))
+        return raw.broadcast_to(1.0 * chosen, (batch, n_pos))
+    arr = np.asarray(positions)
+    if arr.dtype == bool:
+        if arr.shape[-1] != n_pos or (arr.ndim == 2 and arr.shape[0] != batch):
+            raise ValueError(f"position mask has shape {arr.shape}; this input needs [{n_pos}] or [{batch}, {n_pos}]")
+        return raw.broadcast_to(1.0 * as_backend_array(arr), (batch, n_pos))
+    if arr.min() < -n_pos or arr.max() >= n_pos:
+        raise ValueError(f"positions {arr.tolist()} out of range for a sequence of {n_pos} tokens")
+    hit = (t == as_backend_array(arr % n_pos)[:, None]).any(axis=0)  # [T]
+    return raw.broadcast_to(1.0 * hit, (batch, n_pos))
+
+
+def prompt_lengths_from_mask(mask):
+    """Index of the first supervised (completion) token in each row; rows without one get T."""
+    m = as_backend_array(mask) > 0
+    return raw.where(m.any(axis=1), raw.argmax(m, axis=1), m.shape[1])
+
+
+# ---------------------------------------------------------------- applying a set of adapters
+
+
+def as_adapters(adapters):
+    """``{name: Adapter}`` from a dict, a list (named by kind) or a single Adapter."""
+    if adapters is None:
+        return {}
+    if isinstance(adapters, Adapter):
+        return {adapters.kind: adapters}
+    if isinstance(adapters, dict):
+        out = adapters
+    else:
+        out = {}
+        for a in adapters:
+            name, i = a.kind, 1
+            while name in out:
+                name, i = f"{a.kind}_{i}", i + 1
+            out[name] = a
+    for name, a in out.items():
+        if not isinstance(a, Adapter):
+            raise TypeError(f"adapters[{name!r}] is a {type(a).__name__}, not an Adapter")
+    return out
+
+
+def adapted_params(params, adapters):
+    """Effective base weights: ``full`` replaces them, then each ``lora`` adds ``s B A``."""
+    for a in as_adapters(adapters).values():
+        if a.kind == "full":
+            params = a.params
+    for a in as_adapters(adapters).values():
+        kind = get_kind(a.kind)
+        if kind.weights is not None:
+            params = kind.weights(a.spec, a.params, params)
+    return params
+
+
+def adapter_hooks(adapters, prompt_lengths=None):
+    """``{site: [hook, ...]}`` for the activation adapters, in order."""
+    hooks = {}
+    for a in as_adapters(adapters).values():
+        kind = get_kind(a.kind)
+        if kind.delta is not None:
+            for site in a.spec["sites"]:
+                hooks.setdefault(site, []).append(_shift_hook(kind.delta, a.spec, a.params[site], prompt_lengths))
+    return hooks
+
+
+def _shift_hook(delta, spec, p, prompt_lengths):
+    def hook(h, name):  # h + mask * delta(h), with mask = 1 at the edited positions
+        shift = delta(spec, p, h)
+        mask = position_mask(spec.get("positions"), h.shape[0], h.shape[1], prompt_lengths)
+        if mask is None:
+            return h + shift
+        return h + mask.astype(h.dtype).reshape(mask.shape + (1,) * (h.ndim - 2)) * shift
+    return hook
+
+
+def _all_hooks(cfg, adapters, hooks, prompt_lengths):
+    merged = adapter_hooks(adapters, prompt_lengths)
+    for name, fns in resolve_hooks(cfg, hooks).items():  # the caller's hooks run after the adapters'
+        merged.setdefault(name, []).extend(fns)
+    return merged
+
+
+def adapted_forward(params, adapters, tokens, cfg, hooks=None, prompt_lengths=None):
+    """Logits [B, T, V] of the base ``params`` with ``adapters`` applied (one call, any mix)."""
+    return forward(adapted_params(params, adapters), tokens, cfg, _all_hooks(cfg, adapters, hooks, prompt_lengths))
+
+
+def adapted_loss(params, adapters, tokens, cfg, mask=None, targets=None, hooks=None, prompt_lengths=None):
+    """``model.loss_fn`` with adapters. ``mask`` [B, T] = 1 on supervised completion tokens;
+    it also fixes the prompt length for pyreft-style ``"f<k>+l<k>"`` positions."""
+    if prompt_lengths is None and mask is not None:
+        prompt_lengths = prompt_lengths_from_mask(mask)
+    return loss_fn(adapted_params(params, adapters), tokens, cfg, targets=targets, mask=mask,
+                   hooks=_all_hooks(cfg, adapters, hooks, prompt_lengths))
+
+
+def trainable_of(adapters):
+    """``{name: adapter.params}``: the pytree ``fit`` optimizes."""
+    return {name: a.params for name, a in as_adapters(adapters).items()}
+
+
+def with_trainable(adapters, trainable):
+    """The adapters with their arrays replaced by ``trainable`` (same names)."""
+    return {name: a.with_params(trainable[name]) for name, a in as_adapters(adapters).items()}
+
+
+def objective(params, adapters, cfg):
+    """``(trainable, batch) -> loss`` for ``fit``: the completion-only SFT loss, base frozen.
+
+    ``batch`` is ``{"tokens": int [B, T], "mask": float [B, T]}`` or a bare token array.
+    """
+    adapters = as_adapters(adapters)
+    def loss(trainable, batch):
+        if not isinstance(batch, dict):
+            batch = {"tokens": batch}
+        return adapted_loss(params, with_trainable(adapters, trainable), batch["tokens"], cfg,
+                            mask=batch.get("mask"))
+    return loss
