@@ -8,6 +8,7 @@ import sys
 
 COMMANDS = {  # name -> ("module:function", one-line help)
     "sites": ("ministeer.sites:main", "print the table of intervention sites"),
+    "exercises": ("ministeer.exercises:main", "grade exercise answers (a file or folder; --list shows them)"),
 }
 
 

@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 
 from .ch1_sites import check_add_at_position, check_resid_post
-from .ch2_shifts import (BROKEN_CONSTANT_STEERS, check_best_constant_steer, check_constant_steer_property,
-                         check_first_order_shift, check_linear_shift)
+from .ch2_shifts import check_first_order_shift, check_input_shift, check_linear_shift
 from .ch3_glu import check_glu_jacobian, check_unreachable_part
 from .ch4_where import UpdateProblem, check_find_unreachable_site, unreachable_norms, unreachable_site_problem
-from .ch5_params import check_loreft, check_post_block_adapter, check_post_block_param_count
+from .ch5_params import (BROKEN_CONSTANT_STEERS, check_best_constant_steer, check_constant_steer_property,
+                         check_loreft, check_post_block_adapter, check_post_block_param_count)
 from .ch6_joint import check_project_read, check_project_write
 from .common import ExerciseFailed
 
@@ -35,14 +35,15 @@ EXERCISES = {  # number -> (the function the student writes, its checker, the do
     "1.2": ("add_at_position", check_add_at_position, "docs/01-model-and-sites.md"),
     "2.1": ("linear_shift", check_linear_shift, "docs/02-weight-updates-as-shifts.md"),
     "2.2": ("first_order_shift", check_first_order_shift, "docs/02-weight-updates-as-shifts.md"),
-    "2.3": ("best_constant_steer", check_best_constant_steer, "docs/02-weight-updates-as-shifts.md"),
-    "2.4": ("constant_steer_property", check_constant_steer_property, "docs/02-weight-updates-as-shifts.md"),
+    "2.3": ("input_shift", check_input_shift, "docs/02-weight-updates-as-shifts.md"),
     "3.1": ("glu_jacobian", check_glu_jacobian, "docs/03-glu-and-pre-mlp.md"),
     "3.2": ("unreachable_part", check_unreachable_part, "docs/03-glu-and-pre-mlp.md"),
     "4.1": ("find_unreachable_site", check_find_unreachable_site, "docs/04-where-to-steer.md"),
-    "5.1": ("post_block_adapter", check_post_block_adapter, "docs/05-parameterizations.md"),
-    "5.2": ("loreft", check_loreft, "docs/05-parameterizations.md"),
-    "5.3": ("post_block_param_count", check_post_block_param_count, "docs/05-parameterizations.md"),
+    "5.1": ("best_constant_steer", check_best_constant_steer, "docs/05-parameterizations.md"),
+    "5.2": ("constant_steer_property", check_constant_steer_property, "docs/05-parameterizations.md"),
+    "5.3": ("post_block_adapter", check_post_block_adapter, "docs/05-parameterizations.md"),
+    "5.4": ("loreft", check_loreft, "docs/05-parameterizations.md"),
+    "5.5": ("post_block_param_count", check_post_block_param_count, "docs/05-parameterizations.md"),
     "6.1": ("project_read", check_project_read, "docs/06-joint-adaptation.md"),
     "6.2": ("project_write", check_project_write, "docs/06-joint-adaptation.md"),
 }

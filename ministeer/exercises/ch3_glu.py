@@ -16,7 +16,7 @@ def _glu(h, W_g, W_u, W_d):
 
 
 def check_glu_jacobian(glu_jacobian):
-    """Exercise 3.1: ``glu_jacobian(h, W_g, W_u, W_d)`` = A(h), eq. (3.4), for one token.
+    """Exercise 3.1: ``glu_jacobian(h, W_g, W_u, W_d)`` = A(h), eq. (3.3), for one token.
 
     ``h`` is ``[d]``; ``W_g, W_u`` are ``[m, d]``; ``W_d`` is ``[d, m]``; A(h) is ``[d, d]``:
     the derivative of ``y = W_d (silu(W_g h) * (W_u h))`` with respect to ``h``.
@@ -49,7 +49,7 @@ def check_glu_jacobian(glu_jacobian):
 
 
 def check_unreachable_part(unreachable_part):
-    """Exercise 3.2: ``unreachable_part(W_d, dW_d, M)``: the part of ``dW_d m`` outside col(W_d), eq. (3.6).
+    """Exercise 3.2: ``unreachable_part(W_d, dW_d, M)``: the part of ``dW_d m`` outside col(W_d), eq. (3.5).
 
     ``W_d, dW_d`` are ``[d, m]``; ``M`` is ``[N, m]`` (one hidden vector per row); the answer
     is ``[N, d]``. Checked with a rank-deficient ``W_d``, where the answer is not zero.

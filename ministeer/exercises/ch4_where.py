@@ -44,7 +44,7 @@ def unreachable_site_problem(seed=0):
 
 
 def unreachable_norms(problem):
-    """Per layer: ||part of (dW_d) m outside col(W_d)|| over all tokens (eq. 3.6), with the base m."""
+    """Per layer: ||part of (dW_d) m outside col(W_d)|| over all tokens (eq. 3.5), with the base m."""
     names = [f"blocks.{l}.mlp.hook_post" for l in range(problem.cfg.n_layers)]
     _, cache = run_with_cache(problem.params, problem.tokens, problem.cfg, names=names)
     norms = []

@@ -40,42 +40,22 @@ def linear_shift(W, dW, x):
 
 
 def first_order_shift(params, delta, tokens, cfg, site):
-    """2.2 -- eq. (2.4): the JVP of the activation at ``site`` along ``delta``."""
+    """2.2 -- eq. (2.5): the JVP of the activation at ``site`` along ``delta``."""
     activation = lambda p: run_with_cache(p, tokens, cfg, names=[site])[1][site]
     _, shift = make_jvp(activation)(params)(delta)
     return shift
 
 
-def best_constant_steer(dW, X):
-    """2.3 -- eq. (2.6)-(2.7): v = dW x_bar; residual = sum_i ||dW (x_i - x_bar)||^2."""
-    x_bar = xp.mean(X, axis=0)
-    v = dW @ x_bar
-    residual = xp.sum(((X - x_bar) @ dW.T) ** 2)
-    return v, residual
+def input_shift(W, dW, x):
+    """2.3 -- eq. (2.3): the minimum-norm dx = W^+ dW x (least squares when col(dW) is not in col(W))."""
+    return x @ (np.linalg.pinv(W) @ dW).T
 
-
-def constant_steer_property(impl):
-    """2.4 -- two claims about any correct ``impl``: its residual is the error of its own v
-    (consistency), and no other constant does better (optimality, eq. 2.6)."""
-    # generate only: a counterexample is enough, shrinking it to the smallest one costs seconds
-    @settings(max_examples=30, deadline=None, database=None, phases=[Phase.generate])
-    @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 6), d_in=st.integers(1, 5), d_out=st.integers(1, 5))
-    def prop(seed, n, d_in, d_out):
-        rng = np.random.default_rng(seed)
-        dW, X = rng.normal(size=(d_out, d_in)), rng.normal(size=(n, d_in))
-        v, residual = impl(dW, X)
-        error = lambda u: float(np.sum((X @ dW.T - u) ** 2))
-        assert math.isclose(float(residual), error(v), rel_tol=1e-9, abs_tol=1e-12)
-        for _ in range(3):
-            nudged = v + 1e-3 * rng.normal(size=d_out)
-            assert error(nudged) >= error(v) - 1e-12
-    return prop
 
 # ---------------------------------------------------------------- 3. the GLU MLP
 
 
 def glu_jacobian(h, W_g, W_u, W_d):
-    """3.1 -- eq. (3.4): A(h) = W_d [diag(silu'(a_g) a_u) W_g + diag(silu(a_g)) W_u]."""
+    """3.1 -- eq. (3.3): A(h) = W_d [diag(silu'(a_g) a_u) W_g + diag(silu(a_g)) W_u]."""
     a_g, a_u = W_g @ h, W_u @ h
     s = 1.0 / (1.0 + xp.exp(-a_g))
     silu, silu_slope = a_g * s, s * (1.0 + a_g * (1.0 - s))
@@ -83,7 +63,7 @@ def glu_jacobian(h, W_g, W_u, W_d):
 
 
 def unreachable_part(W_d, dW_d, M):
-    """3.2 -- eq. (3.6): (I - P) (dW_d m), P the orthogonal projector onto col(W_d)."""
+    """3.2 -- eq. (3.5): (I - P) (dW_d m), P the orthogonal projector onto col(W_d)."""
     targets = M @ dW_d.T  # [N, d]
     U, S, _ = np.linalg.svd(W_d, full_matrices=False)
     basis = U[:, S > S.max() * max(W_d.shape) * np.finfo(float).eps]  # [d, rank]
@@ -111,18 +91,43 @@ def find_unreachable_site(problem):
 # ---------------------------------------------------------------- 5. parameterizations
 
 
+def best_constant_steer(dW, X):
+    """5.1 -- eq. (5.1)-(5.2): v = dW x_bar; residual = sum_i ||dW (x_i - x_bar)||^2."""
+    x_bar = xp.mean(X, axis=0)
+    v = dW @ x_bar
+    residual = xp.sum(((X - x_bar) @ dW.T) ** 2)
+    return v, residual
+
+
+def constant_steer_property(impl):
+    """5.2 -- two claims about any correct ``impl``: its residual is the error of its own v
+    (consistency), and no other constant does better (optimality, eq. 5.1)."""
+    # generate only: a counterexample is enough, shrinking it to the smallest one costs seconds
+    @settings(max_examples=30, deadline=None, database=None, phases=[Phase.generate])
+    @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 6), d_in=st.integers(1, 5), d_out=st.integers(1, 5))
+    def prop(seed, n, d_in, d_out):
+        rng = np.random.default_rng(seed)
+        dW, X = rng.normal(size=(d_out, d_in)), rng.normal(size=(n, d_in))
+        v, residual = impl(dW, X)
+        error = lambda u: float(np.sum((X @ dW.T - u) ** 2))
+        assert math.isclose(float(residual), error(v), rel_tol=1e-9, abs_tol=1e-12)
+        for _ in range(3):
+            nudged = v + 1e-3 * rng.normal(size=d_out)
+            assert error(nudged) >= error(v) - 1e-12
+    return prop
+
 def post_block_adapter(h, D, U, phi):
-    """5.1 -- eq. (5.3): h + U phi(D h), per token; D reads r numbers, U writes them back."""
+    """5.3 -- eq. (5.10): h + U phi(D h), per token; D reads r numbers, U writes them back."""
     return h + phi(h @ D.T) @ U.T
 
 
 def loreft(h, R, W, b):
-    """5.2 -- eq. (5.5): h + R^T (W h + b - R h); rows of h are tokens."""
+    """5.4 -- eq. (5.6): h + R^T (W h + b - R h); rows of h are tokens."""
     return h + (h @ W.T + b - h @ R.T) @ R
 
 
 def post_block_param_count(d_model, n_layers, rank):
-    """5.3 -- eq. (5.7): 2 r d L for rank r (D and U per layer), d L for a vector per layer."""
+    """5.5 -- eq. (5.12): 2 r d L for rank r (D and U per layer), d L for a vector per layer."""
     if rank is None:
         return d_model * n_layers
     return 2 * rank * d_model * n_layers
