@@ -9,6 +9,9 @@ import sys
 COMMANDS = {  # name -> ("module:function", one-line help)
     "sites": ("ministeer.sites:main", "print the table of intervention sites"),
     "exercises": ("ministeer.exercises:main", "grade exercise answers (a file or folder; --list shows them)"),
+    "pretrain": ("ministeer.experiments.pretrain:main", "regenerate the shipped base model and its card"),
+    "compare": ("ministeer.experiments.compare:main", "every method x task x seed: the paper's Table 1 at toy scale"),
+    "analyze": ("ministeer.experiments.analyze:main", "oracle analyses of a fine-tuned model (MLP share, spectra, KL)"),
 }
 
 

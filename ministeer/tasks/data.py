@@ -1,0 +1,91 @@
+"""Splits, padded batches with completion masks, and exact-match accuracy.
+
+``examples(task, split, n, seed, fmt)`` draws ``n`` distinct problems whose key hashes
+into ``split`` (train 80%, val 10%, test 10%, by SHA-256 of the key), so the three
+splits are disjoint for every seed and format. A batch is a dict::
+
+    {"tokens": int [B, T], "mask": float [B, T]}
+
+right-padded with ``<pad>``, where ``mask[b, t] = 1`` marks a completion token
+(``<eos>`` included). ``model.loss_fn(params, tokens, cfg, mask=mask)`` shifts the
+targets itself, so the loss is on predicting exactly the completion.
+"""
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np  # host side: data is built on the host, then handed to the model
+
+from .generators import get_task
+from .tokenizer import TOKENIZER
+
+SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # tenths of the hash space
+
+
+@dataclass(frozen=True)
+class Example:
+    task: str
+    fmt: int
+    prompt: str
+    completion: str
+    key: str
+
+
+def split_of(key):
+    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 10
+    return next(name for name, tenths in SPLITS.items() if bucket in tenths)
+
+
+def examples(task, split, n, seed=0, fmt=0, max_tries=200):
+    """``n`` distinct examples of ``task`` (a name) in ``split``, deterministic in ``seed``."""
+    if split not in SPLITS:
+        raise KeyError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
+    gen = get_task(task)
+    if not 0 <= fmt < gen.n_formats:
+        raise ValueError(f"task {task!r} has formats 0..{gen.n_formats - 1}, got fmt={fmt}")
+    # the seed is mixed with the task and split names so that each stream is independent
+    rng = np.random.default_rng([seed, *hashlib.sha256(f"{task}/{split}".encode()).digest()[:4]])
+    out, seen = [], set()
+    for _ in range(max_tries * n):
+        if len(out) == n:
+            return out
+        problem = gen.sample(rng)
+        key = gen.key(problem)
+        if key in seen or split_of(key) != split:
+            continue
+        seen.add(key)
+        prompt, completion = gen.render(problem, fmt)
+        out.append(Example(task, fmt, prompt, completion, key))
+    raise ValueError(f"could only draw {len(out)} distinct {split} examples of {task!r}, asked for {n}")
+
+
+def encode(batch_examples, tokenizer=TOKENIZER, length=None):
+    """Right-padded ``{"tokens", "mask"}`` for a list of examples (length = longest, or ``length``)."""
+    rows = [tokenizer.encode_example(e.prompt, e.completion) for e in batch_examples]
+    T = max(len(ids) for ids, _ in rows) if length is None else length
+    if any(len(ids) > T for ids, _ in rows):
+        raise ValueError(f"an example has {max(len(i) for i, _ in rows)} tokens, more than length={T}")
+    tokens = np.full((len(rows), T), tokenizer.pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), T))
+    for b, (ids, n_prompt) in enumerate(rows):
+        tokens[b, :len(ids)] = ids
+        mask[b, n_prompt:len(ids)] = 1.0
+    return {"tokens": tokens, "mask": mask}
+
+
+def batch_sampler(pool, batch_size, seed=0, tokenizer=TOKENIZER):
+    """``step -> batch``: a fresh permutation of ``pool`` per epoch, deterministic in ``seed``."""
+    if not pool:
+        raise ValueError("batch_sampler needs a non-empty pool of examples")
+    per_epoch = max(1, len(pool) // batch_size)
+    orders = {}
+
+    def data(step):
+        epoch, i = divmod(step, per_epoch)
+        if epoch not in orders:
+            orders.clear()
+            orders[epoch] = np.random.default_rng([seed, epoch]).permutation(len(pool))
+        idx = orders[epoch][i * batch_size:(i + 1) * batch_size]
+        if len(idx) < batch_size:  # pool smaller than a batch: sample with replacement
+            idx = np.random.default_rng([seed, epoch, i]).integers(0, len(pool), batch_size)
+        return encode([pool[j] for j in idx], tokenizer)
+    return data
