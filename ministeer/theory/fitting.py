@@ -20,6 +20,13 @@ tests/test_claim_04_reachability.py (pre-MLP).
 """
 from ..backend import raw
 
+# Singular values below RCOND * the largest are treated as zero in every least-squares
+# fit. numpy's default (machine eps) keeps directions that exist only through rounding,
+# e.g. col(A(h)) of a rank-deficient W_d picks up a 1e-18 component, and a steer of size
+# 1e16 along it would "reach" the unreachable. 1e-10 is far above rounding and far below
+# any real direction in the tests' well-conditioned data.
+RCOND = 1e-10
+
 
 def _sq(x):
     return float(raw.sum(x * x))
@@ -40,7 +47,7 @@ def fit_constant(targets):
 def fit_affine(xs, targets):
     """eq. (5.3): least-squares M [d_out, d_in], b [d_out] for t_i = M x_i + b; and the residual."""
     X1 = raw.concatenate([xs, raw.ones((xs.shape[0], 1), dtype=xs.dtype)], axis=1)
-    coef = raw.linalg.lstsq(X1, targets, rcond=None)[0]  # [d_in + 1, d_out]
+    coef = raw.linalg.lstsq(X1, targets, rcond=RCOND)[0]  # [d_in + 1, d_out]
     M, b = coef[:-1].T, coef[-1]
     return M, b, _sq(xs @ M.T + b - targets)
 
@@ -56,7 +63,7 @@ def fit_rank_r(xs, targets, r, affine=False):
     xbar = raw.mean(xs, axis=0) if affine else raw.zeros(xs.shape[1], dtype=xs.dtype)
     tbar = raw.mean(targets, axis=0) if affine else raw.zeros(targets.shape[1], dtype=targets.dtype)
     Xc, Tc = xs - xbar, targets - tbar
-    M_ols = raw.linalg.lstsq(Xc, Tc, rcond=None)[0].T  # [d_out, d_in]
+    M_ols = raw.linalg.lstsq(Xc, Tc, rcond=RCOND)[0].T  # [d_out, d_in]
     V = raw.linalg.svd(Xc @ M_ols.T, full_matrices=False)[2][:r].T  # [d_out, r]
     M = V @ (V.T @ M_ols)
     b = tbar - M @ xbar
@@ -69,5 +76,5 @@ def fit_pre_mlp(A, targets):
     Returns (dh [N, d], residual sum_i ||A_i dh_i - t_i||^2). Zero only if every t_i lies
     in col(A(h_i)), a subspace of col(W_d) (eq. (3.5)).
     """
-    dh = raw.stack([raw.linalg.lstsq(a, t, rcond=None)[0] for a, t in zip(A, targets)])
+    dh = raw.stack([raw.linalg.lstsq(a, t, rcond=RCOND)[0] for a, t in zip(A, targets)])
     return dh, _sq((A @ dh[..., None])[..., 0] - targets)

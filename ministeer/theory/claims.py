@@ -1,0 +1,345 @@
+"""One runner per claim of the paper (NOTES.md §12), for ``ministeer verify``.
+
+Each runner takes a ``Model`` (config, params, tokens, seeded RNG) and returns a
+``Measure``: the figure that decides the claim (an error, a residual or a slope),
+its value, and pass/fail. The tests in tests/test_claim_*.py check the same
+equations independently, as hypothesis properties over many configs; these runners
+are the quick, seeded, printable version -- and they run on a real checkpoint too.
+
+Pass thresholds: ``EXACT`` (1e-10, relative to the largest value compared) for exact
+identities -- looser than the tests' 1e-12 because a checkpoint is deep and wide and
+accumulates more rounding; ``SLOPE_TOL`` around 2 for first-order claims.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np  # host-side RNG and small dense linear algebra on host copies
+
+from ..backend import to_numpy
+from ..model import Config, forward, init_params, run_with_cache
+from ..tree import named_leaves, set_path, tree_map
+from . import first_order as fo
+from . import fitting, glu, linear, oracle, reft, where
+from .blocks import apply_block, apply_mlp, block_params
+from .scaling import loglog_slope
+from .translate import translation_report
+
+EXACT = 1e-10
+EPSILONS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
+SLOPE_TOL = 0.2
+
+
+@dataclass
+class Model:
+    cfg: Config
+    params: dict
+    tokens: np.ndarray
+    rng: np.random.Generator
+    label: str = "random"
+
+
+@dataclass
+class Measure:
+    figure: str
+    value: float
+    passed: bool
+
+    def __post_init__(self):
+        self.value, self.passed = float(self.value), bool(self.passed)
+
+
+def random_model(preset, seed, label=None):
+    """A tiny model with O(1) activations (weights std 0.3, norms and biases perturbed)."""
+    kw = dict(vocab_size=13, d_model=8, n_heads=2, n_layers=2, d_mlp=12, n_ctx=8)
+    cfg = Config.llama(n_kv_heads=1, **kw) if preset == "llama" else Config.gpt2(**kw)
+    rng = np.random.default_rng(seed)
+    params = tree_map(lambda a: a + 0.3 * rng.normal(size=a.shape), init_params(cfg, seed, std=0.3))
+    tokens = rng.integers(0, cfg.vocab_size, (2, 6))
+    return Model(cfg, params, tokens, rng, label or f"{preset} (seed {seed})")
+
+
+def _rel(a, b):
+    a, b = to_numpy(a), to_numpy(b)
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+def _site(M, name, params=None, hooks=None):
+    return to_numpy(fo.site_value(M.params if params is None else params, M.tokens, M.cfg, name, hooks))
+
+
+def _slope_ok(s):
+    return s is not None and abs(s - 2.0) <= SLOPE_TOL
+
+
+def _orthonormal(rng, d, k):
+    return np.linalg.qr(rng.normal(size=(d, k)))[0][:, :k]
+
+
+def _deficient_down(M, layer, k):
+    """Params with col(W_d) = span(Q), dim k < d; and an orthonormal basis of its complement."""
+    Q = _orthonormal(M.rng, M.cfg.d_model, k)
+    W_d = to_numpy(block_params(M.params, layer)["mlp"]["down_proj"]["weight"])
+    params = set_path(M.params, f"model.layers.{layer}.mlp.down_proj.weight", Q @ (Q.T @ W_d))
+    Qp = np.linalg.svd(Q, full_matrices=True)[0][:, k:]
+    return params, Q, Qp
+
+# ---------------------------------------------------------------- claims 1-7
+
+
+def claim_1(M):
+    errs, rank_ok = [], True
+    for name, W in named_leaves(M.params):
+        if name.endswith("proj.weight"):
+            W = to_numpy(W)
+            dW, x = M.rng.normal(size=W.shape), M.rng.normal(size=(4, W.shape[1]))
+            errs.append(_rel(x @ (W + dW).T, x @ W.T + linear.output_shift(dW, x)))
+            r = min(2, *W.shape)
+            rank_ok &= linear.shift_rank(linear.lora_update(M.rng.normal(size=(W.shape[0], r)),
+                                                            M.rng.normal(size=(r, W.shape[1]))),
+                                         M.rng.normal(size=(8, W.shape[1]))) == r
+    return Measure("max rel. error of (W+dW)x = Wx + dWx", max(errs), max(errs) <= EXACT and rank_ok)
+
+
+def claim_2(M):
+    p = block_params(M.params, 0)["mlp"]
+    dp = {k: {kk: M.rng.normal(size=v.shape) for kk, v in sub.items()} for k, sub in p.items()}
+    named = {f"{k}.{kk}": v for k, sub in dp.items() for kk, v in sub.items()}
+    x = _site(M, "blocks.0.ln2.hook_normalized")
+    first = glu.weight_update_shift(p, dp, x, M.cfg)
+    errs, floor = fo.remainder_curve(lambda e: apply_mlp(fo.perturb(p, named, e), x, M.cfg), first,
+                                     apply_mlp(p, x, M.cfg), EPSILONS)
+    _, site_jvp = fo.first_order_shift(M.params, {f"model.layers.0.mlp.{n}": d for n, d in named.items()},
+                                       M.tokens, M.cfg, "blocks.0.hook_mlp_out")
+    slope = fo._slope_or_none(EPSILONS, errs, floor)
+    return Measure("slope of the dy_FT remainder", slope or float("nan"),
+                   _slope_ok(slope) and _rel(first, site_jvp) <= EXACT)
+
+
+def claim_3(M):
+    from autograd import jacobian
+    p = block_params(M.params, 0)["mlp"]
+    x = _site(M, "blocks.0.ln2.hook_normalized").reshape(-1, M.cfg.d_model)[:4]
+    A = glu.pre_mlp_jacobian(p, x, M.cfg)
+    jac_err = max(_rel(A[i], jacobian(lambda h: apply_mlp(p, h, M.cfg))(x[i])) for i in range(len(x)))
+    v = M.rng.normal(size=x.shape)
+    errs, floor = fo.remainder_curve(lambda e: apply_mlp(p, x + e * v, M.cfg), glu.pre_mlp_shift(p, x, v, M.cfg),
+                                     apply_mlp(p, x, M.cfg), EPSILONS)
+    slope = fo._slope_or_none(EPSILONS, errs, floor)
+    return Measure("slope of GLU(h+eps v) - GLU(h) - eps A v", slope or float("nan"),
+                   _slope_ok(slope) and jac_err <= EXACT)
+
+
+def claim_4(M):
+    layer, d = M.cfg.n_layers - 1, M.cfg.d_model
+    params, Q, Qp = _deficient_down(M, layer, max(1, min(d - 1, M.cfg.d_mlp) // 2))
+    dW_d = Qp @ M.rng.normal(size=(Qp.shape[1], M.cfg.d_mlp))
+    M2 = Model(M.cfg, params, M.tokens, M.rng)
+    x = _site(M2, f"blocks.{layer}.ln2.hook_normalized").reshape(-1, d)
+    m = _site(M2, f"blocks.{layer}.mlp.hook_post").reshape(-1, M.cfg.d_mlp)
+    target = m @ dW_d.T
+    bound = float(np.sum(where.outside_column_space(Q, target) ** 2))
+    _, residual = fitting.fit_pre_mlp(glu.pre_mlp_jacobian(block_params(params, layer)["mlp"], x, M.cfg), target)
+    hooks = {f"blocks.{layer}.hook_mlp_out": lambda y, _: y + target.reshape(y.shape)}
+    name = f"model.layers.{layer}.mlp.down_proj.weight"
+    post_err = _rel(forward(params, M.tokens, M.cfg, hooks), forward(fo.perturb(params, {name: dW_d}), M.tokens, M.cfg))
+    ratio = residual / bound if bound > 0 else float("nan")
+    return Measure("pre-MLP residual / unreachable part (>= 1)", ratio,
+                   bound > 0 and ratio >= 1 - 1e-9 and post_err <= EXACT)
+
+
+def claim_5(M):
+    p = block_params(M.params, 0)["mlp"]
+    Mx = 0.5 * M.rng.normal(size=(M.cfg.d_model, M.cfg.d_model))
+    x = _site(M, "blocks.0.ln2.hook_normalized")
+    exact = _rel(apply_mlp(fo.perturb(p, {f"{k}.weight": v["weight"] for k, v in glu.shared_input_update(p, Mx, M.cfg).items()}), x, M.cfg),
+                 apply_mlp(p, x + x @ Mx.T, M.cfg))
+    names = ("gate_proj", "up_proj") if M.cfg.mlp == "swiglu" else ("up_proj",)
+    dp = {n: {"weight": M.rng.normal(size=to_numpy(p[n]["weight"]).shape)} for n in names}
+    _, residual = glu.gate_up_matching_residual(p, dp, x.reshape(-1, M.cfg.d_model), M.cfg)
+    rows = glu.read_matrix(p, M.cfg).shape[0]
+    mismatch_ok = (np.min(residual) > 1e-8) if rows > M.cfg.d_model else (np.max(residual) < 1e-8)
+    return Measure("shared-M steer error (exact)", exact, exact <= EXACT and bool(mismatch_ok))
+
+
+def claim_6(M):
+    d_out, d_in, k = 6, 5, 2
+    K = _orthonormal(M.rng, d_in, k)
+    dW = M.rng.normal(size=(d_out, d_in)) @ (np.eye(d_in) - K @ K.T)
+    x0 = M.rng.normal(size=d_in)
+    inside = x0 + M.rng.normal(size=(20, k)) @ K.T
+    outside = inside + M.rng.normal(size=(20, d_in))
+    res_in = fitting.best_constant_for_linear(dW, inside)[1]
+    v, res_out = fitting.best_constant_for_linear(dW, outside)
+    lstsq = fitting.fit_constant(outside @ dW.T)[1]
+    return Measure("residual when inputs leave ker dW (> 0)", res_out,
+                   res_in <= 1e-20 * np.sum(outside ** 2) * np.sum(dW ** 2) and res_out > 1e-6
+                   and abs(res_out - lstsq) <= 1e-10 * res_out)
+
+
+def claim_7(M):
+    layer, r, d = 0, max(1, M.cfg.d_model // 4), M.cfg.d_model
+    m = _site(M, f"blocks.{layer}.mlp.hook_post").reshape(-1, M.cfg.d_mlp)
+    W_d = to_numpy(block_params(M.params, layer)["mlp"]["down_proj"]["weight"])
+    R = _orthonormal(M.rng, d, r).T
+    W, b = M.rng.normal(size=(r, d)), M.rng.normal(size=r)
+    err = _rel(reft.loreft_shift(R, W, b, m @ W_d.T), reft.loreft_as_update(R, W, b, W_d, m))
+    dW = reft.loreft_effective_update(R, W, W_d)
+    return Measure("max rel. error of the ReFT identity", err,
+                   err <= EXACT and linear.numerical_rank(dW) <= r and reft.subspace_leak(dW, R) <= 1e-10 * np.linalg.norm(dW))
+
+# ---------------------------------------------------------------- claims 8-12
+
+
+def claim_8(M):
+    layer = 0
+    W = block_params(M.params, layer)["mlp"]["down_proj"]["weight"]
+    params = set_path(M.params, f"model.layers.{layer}.mlp.down_proj.weight", 0.0 * W)
+    M2 = Model(M.cfg, params, np.concatenate([M.tokens, (M.tokens + 1) % M.cfg.vocab_size]), M.rng)
+    y, h = _site(M2, f"blocks.{layer}.hook_mlp_out"), _site(M2, f"blocks.{layer}.hook_resid_post")
+    flat = y.reshape(-1, y.shape[-1])
+    return Measure("variation of post-block output (post-MLP: 0)", where.variation(h),
+                   bool(np.all(flat == flat[0])) and where.variation(h) > 1e-6)
+
+
+def claim_9(M):
+    d, k, j = 8, 3, 4
+    Y, S = M.rng.normal(size=(d, k)), M.rng.normal(size=(d, j))
+    P = where.oblique_projector(Y, S)
+    A = M.rng.normal(size=(d, 2)) @ M.rng.normal(size=(2, d))
+    y, s = M.rng.normal(size=(10, k)) @ Y.T, M.rng.normal(size=(10, j)) @ S.T
+    err = _rel((s + y) @ (A @ P).T, y @ A.T)
+    u, c = M.rng.normal(size=d), M.rng.normal(size=10)
+    h = np.concatenate([np.outer(c, u)] * 2)
+    t = np.concatenate([np.zeros((10, d)), np.outer(c, A @ u)])
+    overlap = fitting.fit_affine(h, t)[2]
+    return Measure("max rel. error of A P (s + y) = A y", err,
+                   err <= 1e-8 and linear.numerical_rank(A @ P) <= 2 and overlap >= 0.5 * np.sum(np.outer(c, A @ u) ** 2) * (1 - 1e-9))
+
+
+def _fine_tuned(M, pattern, scale=0.3):
+    return fo.perturb(M.params, fo.random_update(M.params, pattern, seed=int(M.rng.integers(2**31)), scale=scale))
+
+
+def claim_10(M):
+    ft = _fine_tuned(M, "model.layers.*")
+    target = forward(ft, M.tokens, M.cfg)
+    err = _rel(forward(M.params, M.tokens, M.cfg, hooks=oracle.oracle_hooks(M.params, ft, M.cfg)), target)
+    lock = _rel(forward(M.params, M.tokens, M.cfg, hooks=oracle.lockstep_hooks(oracle.lockstep_shifts(M.params, ft, M.tokens, M.cfg))), target)
+    moved = _rel(forward(M.params, M.tokens, M.cfg), target)
+    return Measure("max rel. logit error of oracle steering", max(err, lock), max(err, lock) <= EXACT and moved > 1e-6)
+
+
+def claim_11(M):
+    ft = _fine_tuned(M, "model.layers.*.self_attn.o_proj.*")
+    ft = fo.perturb(ft, fo.random_update(ft, "model.layers.*.mlp.*", seed=int(M.rng.integers(2**31)), scale=0.3))
+    rows = where.skip_coverage(M.params, ft, M.tokens, M.cfg)
+    shares = [r["share"] for r in rows]
+    ok = all(abs(r["post_mlp_gap"] - r["attn_change"]) <= 1e-10 * (1 + r["attn_change"])
+             and r["post_mlp_gap"] > 1e-6 * r["block_change"] for r in rows)
+    return Measure("MLP share of block change, mean over layers (" + ", ".join(f"{s:.2f}" for s in shares) + ")",
+                   float(np.mean(shares)), ok)
+
+
+def claim_12(M):
+    params = M.params
+    for name, leaf in named_leaves(params):
+        if ".mlp.down_proj." in name:
+            params = set_path(params, name, 0.02 * leaf)
+    M2 = Model(M.cfg, params, M.tokens, M.rng)
+    ft = _fine_tuned(M2, "model.layers.*.mlp.*")
+    hooks = {}
+    for l in range(M.cfg.n_layers):
+        g = oracle.per_token_mlp_oracle(block_params(params, l), block_params(ft, l), M.cfg)
+        hooks[f"blocks.{l}.hook_resid_post"] = lambda z, _, g=g: z + g(z)
+    try:
+        err = _rel(forward(params, M.tokens, M.cfg, hooks), forward(ft, M.tokens, M.cfg))
+    except RuntimeError:  # not contractive even after shrinking W_d
+        return Measure("max rel. logit error, per-token inversion", float("nan"), False)
+    # negative: W_O = 0 at layer 0 in the base, fine-tune W_O, W_V: same z, different needed shifts
+    o = "model.layers.0.self_attn.o_proj.weight"
+    base = set_path(M.params, o, 0.0 * block_params(M.params, 0)["self_attn"]["o_proj"]["weight"])
+    ft2 = fo.perturb(base, fo.random_update(base, "model.layers.0.self_attn.[ov]_proj.weight", seed=1, scale=1.0))
+    tokens = np.array([[0, 2], [1, 2]])
+    _, cache = run_with_cache(base, tokens, M.cfg, names=["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"])
+    z = to_numpy(cache["blocks.0.hook_resid_post"])[:, 1]
+    need = to_numpy(apply_block(block_params(ft2, 0), cache["blocks.0.hook_resid_pre"], M.cfg)
+                    - cache["blocks.0.hook_resid_post"])[:, 1]
+    bound = oracle.per_token_lower_bound(z[0], z[1], need[0], need[1], tol=1e-10)
+    return Measure("max rel. logit error, per-token inversion", err, err <= EXACT and bound > 1e-8)
+
+# ---------------------------------------------------------------- claims 13-15 (13, 14 use ministeer.adapters)
+
+
+def claim_13(M):
+    from autograd import grad
+    from .. import adapters as A
+    cfg = M.cfg
+    steer = {"steer": A.lowrank(cfg, r=2, seed=int(M.rng.integers(2**31)))}
+    same = bool(np.all(to_numpy(A.adapted_forward(M.params, steer, M.tokens, cfg)) == to_numpy(forward(M.params, M.tokens, cfg))))
+    g = grad(A.objective(M.params, steer, cfg))(A.trainable_of(steer), {"tokens": M.tokens})
+    leaves = dict(named_leaves(g))
+    u = sum(float(np.sum(to_numpy(v) ** 2)) for n, v in leaves.items() if n.endswith(".U"))
+    dd = sum(float(np.sum(to_numpy(v) ** 2)) for n, v in leaves.items() if n.endswith(".D"))
+    count = A.count_params(cfg, {"kind": "lowrank", "r": 2}).trainable
+    vec = A.count_params(cfg, {"kind": "vector"}).trainable
+    L1B = Config.llama(vocab_size=128256, d_model=2048, n_layers=16, n_heads=32, n_kv_heads=8, d_mlp=8192, tied=True)
+    pct = A.count_params(L1B, "postblock_silu").percent
+    ok = same and u > 0 and dd == 0.0 and count == 2 * 2 * cfg.d_model * cfg.n_layers \
+        and vec == cfg.d_model * cfg.n_layers and abs(pct - 0.042) < 0.0015
+    return Measure("Llama-3.2-1B post-block r=8 trainable %", pct, ok)
+
+
+def claim_14(M):
+    from ..adapters.joint import column_basis, project_out
+    d, r = M.cfg.d_model, max(1, M.cfg.d_model // 4)
+    B = M.rng.normal(size=(d, r))
+    p = {"D": M.rng.normal(size=(3, d)), "U": M.rng.normal(size=(d, 3))}
+    V = column_basis(B)
+    q = project_out(p, V, "input")
+    again = project_out(q, V, "input")
+    c, h = M.rng.normal(size=r), M.rng.normal(size=d)
+    delta = lambda h, q: q["U"] @ (q["D"] @ h)
+    db = float(np.max(np.abs(q["D"] @ B)))
+    out = project_out(p, V, "output")
+    ok = db <= 1e-12 * np.linalg.norm(p["D"]) * np.linalg.norm(B) and _rel(again["D"], q["D"]) <= 1e-14 \
+        and _rel(delta(h + B @ c, q), delta(h, q)) <= 1e-12 and np.max(np.abs(V.T @ out["U"])) <= 1e-12 * np.linalg.norm(p["U"])
+    return Measure("max |D B_down| after projection", db, bool(ok))
+
+
+def claim_15(M):
+    layer = M.cfg.n_layers - 1
+    delta = fo.random_update(M.params, f"model.layers.{layer}.*", seed=int(M.rng.integers(2**31)))
+    H = fo.site_value(M.params, M.tokens, M.cfg, f"blocks.{layer}.hook_resid_pre")
+    _, _, slope = fo.block_remainders(M.params, delta, H, M.cfg, layer, EPSILONS)
+    rows = translation_report(M.params, fo.random_update(M.params, "model.layers.*", seed=3), M.tokens, M.cfg, EPSILONS)
+    t_slope = loglog_slope(EPSILONS, [r["error_vs_ft"] for r in rows], fo.rounding_floor(1.0))
+    return Measure(f"slope of the block remainder (translation: {t_slope:.2f})", slope or float("nan"),
+                   _slope_ok(slope) and _slope_ok(t_slope))
+
+
+CLAIMS = {  # number -> (one-line statement, runner, needs a model)
+    1: ("linear layer: (W+dW)x = Wx + dWx exactly; LoRA shifts have rank <= r", claim_1, True),
+    2: ("GLU weight update = dy_FT closed form + O(eps^2)", claim_2, True),
+    3: ("pre-MLP steer: GLU(h+eps v) = GLU(h) + eps A(h) v + O(eps^2)", claim_3, True),
+    4: ("pre-MLP cannot reach outside col(W_d); post-MLP can, exactly", claim_4, True),
+    5: ("dW_g=W_g M, dW_u=W_u M is exactly the steer dh=Mh; generic gate/up updates are not", claim_5, True),
+    6: ("constant vector v=dW xbar; residual sum||dW(x_i-xbar)||^2, zero iff x varies in ker dW", claim_6, False),
+    7: ("ReFT = rank-r update (R^T W - R^T R) W_d of the down projection + R^T b", claim_7, True),
+    8: ("W_d = 0: post-MLP steers are constant, post-block steers are not", claim_8, True),
+    9: ("direct sum S+Y: oblique projector makes post-block contain linear post-MLP", claim_9, False),
+    10: ("oracle post-block shifts on the steered stream reproduce fine-tuned logits", claim_10, True),
+    11: ("attention updates: post-MLP misses h_out^FT by the attention change", claim_11, True),
+    12: ("MLP-only update: exact per-token adapter by fixed-point inversion; attention: none", claim_12, True),
+    13: ("post-block adapter: no-op at init, grad reaches U not D, 2rdL params", claim_13, True),
+    14: ("joint-orth: D B_down = 0, idempotent, blind to col(B_down); output variant V^T U = 0", claim_14, True),
+    15: ("block update = post-block JVP steer + O(eps^2); translation recovers FT to O(eps^2)", claim_15, True),
+}
+
+
+def run_claim(number, model):
+    """Run one claim on one model; any exception is a failure whose figure is NaN."""
+    statement, runner, _ = CLAIMS[number]
+    try:
+        return runner(model)
+    except Exception as err:  # a crash is a failed claim, reported, not a crashed verify
+        return Measure(f"error: {type(err).__name__}: {err}"[:120], math.nan, False)
