@@ -137,10 +137,9 @@ def select_sites(cfg, sites, layers=None, flat_only=False):
 
 def check_positions(positions):
     """Validate a positions spec; returns it in JSON form (a bool mask becomes a list)."""
-    if positions is None or positions == "last":
-        return positions
-    if isinstance(positions, str):
-        parse_first_last(positions)
+    if positions is None or isinstance(positions, str):
+        if positions not in (None, "last"):
+            parse_first_last(positions)
         return positions
     arr = np.asarray(positions)
     if arr.dtype == bool and arr.ndim in (1, 2):
@@ -165,12 +164,13 @@ def position_mask(positions, batch, n_pos, prompt_lengths=None):
     """Float mask [B, T] (1 where the adapter edits) built with ``raw``; ``None`` means every position.
 
     ``"f<k>+l<k>"`` counts from the ends of the *prompt* when ``prompt_lengths`` ([B] or int)
-    is given (pyreft's semantics), else from the ends of the sequence.
+    is given (pyreft's semantics), else from the ends of the sequence. A bool mask may be longer
+    than the sequence (it is cut), a list of ints may not.
     """
     if positions is None:
         return None
     t = raw.arange(n_pos)[None, :]  # [1, T]
-    if positions == "last":
+    if isinstance(positions, str) and positions == "last":
         return raw.broadcast_to(1.0 * (t == n_pos - 1), (batch, n_pos))
     if isinstance(positions, str):
         first, last = parse_first_last(positions)
@@ -179,10 +179,10 @@ def position_mask(positions, batch, n_pos, prompt_lengths=None):
         chosen = (t < raw.minimum(first, P)) | ((t >= P - last) & (t < P))
         return raw.broadcast_to(1.0 * chosen, (batch, n_pos))
     arr = np.asarray(positions)
-    if arr.dtype == bool:
-        if arr.shape[-1] != n_pos or (arr.ndim == 2 and arr.shape[0] != batch):
+    if arr.dtype == bool:  # longer masks are cut: loss_fn feeds tokens[:, :-1], generation grows T
+        if arr.shape[-1] < n_pos or (arr.ndim == 2 and arr.shape[0] != batch):
             raise ValueError(f"position mask has shape {arr.shape}; this input needs [{n_pos}] or [{batch}, {n_pos}]")
-        return raw.broadcast_to(1.0 * as_backend_array(arr), (batch, n_pos))
+        return raw.broadcast_to(1.0 * as_backend_array(arr[..., :n_pos]), (batch, n_pos))
     if arr.min() < -n_pos or arr.max() >= n_pos:
         raise ValueError(f"positions {arr.tolist()} out of range for a sequence of {n_pos} tokens")
     hit = (t == as_backend_array(arr % n_pos)[:, None]).any(axis=0)  # [T]

@@ -107,6 +107,8 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
     overrides -- adapter fields, e.g. ``r=4``, ``activation="relu"``, ``lora={"r": 16}``.
     Returns ``(adapters, FitResult)``; the base ``params`` are never modified.
     """
+    if adapters is not None and overrides:
+        raise TypeError(f"pass either adapters= or field overrides {sorted(overrides)}, not both")
     adapters = as_adapters(adapters) if adapters is not None else build_method(name, cfg, params, seed, **overrides)
     orth = METHODS[name]["orth"]
     project = None

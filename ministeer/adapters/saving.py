@@ -25,7 +25,7 @@ def _key(name, path):
 
 def save_adapters(path, adapters):
     """Write ``{name: Adapter}`` (or one Adapter / a list) to ``path`` (.safetensors or .npz)."""
-    arrays, meta = {}, {"format": FORMAT, "adapters": {}}
+    arrays, meta = {}, {"format": FORMAT, "adapters": {}, "order": list(as_adapters(adapters))}
     for name, a in as_adapters(adapters).items():
         if "/" in name:
             raise ValueError(f"adapter name {name!r} must not contain '/'")
@@ -42,8 +42,8 @@ def load_adapters(path):
         raise CheckpointError(f"{str(path)!r} is not an adapter file (format {meta.get('format')!r}, "
                               f"expected {FORMAT!r})")
     out = {}
-    for name, entry in meta["adapters"].items():
-        params = None
+    for name in meta["order"]:  # hook order matters; the JSON header sorts dict keys
+        entry, params = meta["adapters"][name], None
         for p in entry["paths"]:
             params = _insert(params, p, arrays[_key(name, p)])
         out[name] = Adapter(entry["spec"], params)

@@ -1,0 +1,80 @@
+"""Parameter counts from the config alone: closed forms, allocated sizes, the paper's percentages."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from adapter_strategies import adapter_specs
+from strategies import configs
+
+from ministeer import adapters as A
+from ministeer.model import Config, init_params
+from ministeer.tree import tree_size
+
+LLAMA_1B = Config.llama(vocab_size=128256, d_model=2048, n_layers=16, n_heads=32, n_kv_heads=8, d_mlp=8192,
+                        n_ctx=8, tied=True)  # Llama-3.2-1B (n_ctx does not change the count with RoPE)
+
+
+@given(configs())
+def test_base_count_is_the_size_of_init_params(cfg):
+    assert A.base_param_count(cfg) == tree_size(init_params(cfg))
+
+
+@given(configs(), st.data())
+def test_count_equals_the_size_of_the_initialized_adapter(cfg, data):
+    kind, fields = data.draw(adapter_specs(cfg))
+    spec = A.make_spec(cfg, kind, **fields)
+    assert A.count_params(cfg, spec).trainable == tree_size(A.init_adapter(cfg, spec).params)
+
+
+@given(configs(), st.sampled_from(sorted(A.METHODS)))
+def test_method_count_equals_the_built_adapters(cfg, name):
+    assume(name != "loreft" or cfg.d_model >= 8)  # LoReFT needs r = 8 <= d for orthonormal rows
+    adapters = A.build_method(name, cfg, init_params(cfg))
+    count = A.count_params(cfg, name)
+    assert count.trainable == sum(tree_size(a.params) for a in adapters.values())
+    assert count == A.count_params(cfg, adapters) and count.base == A.base_param_count(cfg)
+
+
+@given(configs(), st.integers(1, 8))
+def test_counts_equal_the_closed_forms(cfg, r):
+    d, L, m, kv = cfg.d_model, cfg.n_layers, cfg.d_mlp, cfg.n_kv_heads * cfg.d_head
+    count = lambda kind, **f: A.count_params(cfg, {"kind": kind, **f}).trainable
+    assert count("lowrank", r=r) == 2 * r * d * L                                  # post-block, NOTES.md §6
+    assert count("lowrank", r=r, sites="post_mlp", layers=[0]) == 2 * r * d
+    assert count("lowrank", r=r, sites="blocks.*.mlp.hook_post") == 2 * r * m * L
+    assert count("vector") == d * L
+    assert count("loreft", r=min(r, d)) == (2 * min(r, d) * d + min(r, d)) * L    # R, W, b
+    assert count("direft", r=r) == (2 * r * d + r) * L
+    per_layer = r * ((d + d) + 2 * (d + kv) + (d + d) + (2 if cfg.mlp == "swiglu" else 1) * (d + m) + (m + d))
+    assert count("lora", r=r) == per_layer * L                                     # r (in + out) per module
+    assert A.count_params(cfg, "full").trainable == A.base_param_count(cfg)
+
+
+def test_llama_3_2_1b_base_size():
+    assert A.base_param_count(LLAMA_1B) == 1_235_814_400  # "1.24B", tied embeddings counted once
+
+
+@pytest.mark.parametrize("method, exact, paper, digits", [
+    ("postblock_silu", 0.04242, 0.042, 3),
+    ("postblock_vector", 0.002652, 0.003, 3),
+    ("postblock_r1", 0.005303, 0.005, 3),
+    ("lora", 0.4561, 0.45, 2),
+])
+def test_the_papers_percentages_on_llama_3_2_1b(method, exact, paper, digits):
+    """NOTES.md §6. The paper rounds to `digits` decimals, except LoRA: 0.456% is reported as
+    "0.45%" (truncated, as the blog table also has it)."""
+    percent = A.count_params(LLAMA_1B, method).percent
+    assert percent == pytest.approx(exact, rel=1e-3)
+    shown = math.floor(percent * 10**digits) / 10**digits if method == "lora" else round(percent, digits)
+    assert shown == paper
+
+
+def test_count_needs_no_allocation():
+    """A 70B-sized config counts instantly (nothing of that size could be allocated here)."""
+    big = Config.llama(vocab_size=128256, d_model=8192, n_layers=80, n_heads=64, n_kv_heads=8, d_mlp=28672)
+    assert A.count_params(big, "postblock_silu").trainable == 2 * 8 * 8192 * 80
+    assert 6.9e10 < A.base_param_count(big) < 7.1e10
+    assert str(A.count_params(LLAMA_1B, "postblock_silu")).startswith("524,288 trainable (0.0424%")
+    assert np.isclose(A.count_params(big, "full").percent, 100.0)
