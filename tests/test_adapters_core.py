@@ -4,12 +4,12 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 from adapter_strategies import adapter_specs, flat_sites, randomize
-from strategies import configs, model_and_tokens, positions, seeds
+from strategies import configs, model_and_tokens, positions, random_params, seeds
 from tolerances import EXACT
 
 from ministeer import adapters as A
 from ministeer.model import forward, init_params, run_with_cache
-from ministeer.tree import tree_size
+from ministeer.tree import tree_leaves
 
 
 @given(model_and_tokens(), st.data())
@@ -19,6 +19,17 @@ def test_every_adapter_is_an_exact_noop_at_init(mt, data):
     adapter = A.init_adapter(cfg, A.make_spec(cfg, kind, **fields), seed=data.draw(seeds))
     base = forward(params, tokens, cfg)
     assert np.array_equal(A.adapted_forward(params, adapter, tokens, cfg), base)  # bitwise
+
+
+@given(configs(dtype="float32"), seeds, st.data())
+def test_noop_at_init_holds_in_float32_too(cfg, seed, data):
+    """LoReFT's W = R is recomputed in the model's dtype, so (W - R) h is exactly 0 there too."""
+    params = random_params(cfg, seed)
+    tokens = np.random.default_rng(seed).integers(0, cfg.vocab_size, (2, 5))
+    kind, fields = data.draw(adapter_specs(cfg))
+    adapter = A.init_adapter(cfg, A.make_spec(cfg, kind, **fields), seed=seed)
+    assert all(leaf.dtype == np.float32 for leaf in tree_leaves(adapter.params))
+    assert np.array_equal(A.adapted_forward(params, adapter, tokens, cfg), forward(params, tokens, cfg))
 
 
 @given(model_and_tokens(), st.sampled_from(sorted(A.METHODS)))

@@ -15,6 +15,8 @@ Two families, one mechanism each:
 A set of adapters is a dict ``{name: Adapter}`` (its names are the top-level keys of
 the trainable pytree, so ``fit(group_lr={"lora": ..., "steer": ...})`` works); a single
 Adapter or a list is accepted too. Hooks at one site run in the dict's order.
+Tests: tests/test_adapters_core.py (exact no-op at init, the formulas at a site, positions,
+composition), tests/test_adapters_backend.py (the same on the CuPy code path).
 """
 import json
 from dataclasses import dataclass
@@ -55,7 +57,8 @@ class Kind:
     init: Callable                      # (cfg, spec, rng) -> {group: {leaf: host array}}
     delta: Optional[Callable] = None    # (spec, p, h) -> shift of h   (activation adapters)
     weights: Optional[Callable] = None  # (spec, p, params) -> params  (weight adapters)
-    affine: Optional[Callable] = None   # (spec, p) -> (P, Q, c): delta(h) = P Q h + c, for folding
+    affine: Optional[Callable] = None   # (spec, p) -> (P, Q, c) with delta(h) = P Q h + c (any may be
+                                        # None), or None if delta is nonlinear; used by fold.py
 
 
 KINDS = {}

@@ -13,7 +13,9 @@ or mode="none" (naive joint training). The projection is hard, applied before a 
 Properties checked in tests/test_adapters_joint.py (D B = 0 / V^T U = 0, idempotence,
 B = 0 leaves D and U bitwise unchanged).
 """
-from ..backend import raw
+import numpy as np  # host side: the rank decision on r singular values
+
+from ..backend import raw, to_numpy
 
 MODES = ("input", "output", "none")
 
@@ -21,9 +23,10 @@ MODES = ("input", "output", "none")
 def column_basis(B):
     """Orthonormal basis [d, k] of col(B), k = numerical rank (SVD, NumPy's ``matrix_rank`` cutoff)."""
     U, S, _ = raw.linalg.svd(B, full_matrices=False)
-    if S.size == 0 or float(S[0]) == 0.0:
+    S = to_numpy(S)  # r singular values: one explicit device->host copy to decide the rank
+    if S.size == 0 or S[0] == 0.0:
         return U[:, :0]
-    tol = float(S[0]) * max(B.shape) * raw.finfo(B.dtype).eps
+    tol = S[0] * max(B.shape) * np.finfo(S.dtype).eps
     return U[:, : int((S > tol).sum())]
 
 

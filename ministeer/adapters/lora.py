@@ -151,6 +151,6 @@ register(Kind("full", {}, lambda cfg, spec: spec, _full_shapes, _full_init))
 
 
 def full(params):
-    """Full fine-tuning as an adapter: its params *are* a copy of the whole base tree
-    (arrays are shared until ``fit`` replaces them; nothing is mutated)."""
+    """Full fine-tuning as an adapter: its params are the whole base tree, shared, not copied
+    (``fit`` returns new arrays and never mutates, so the base stays bitwise unchanged)."""
     return Adapter({"kind": "full"}, params)
