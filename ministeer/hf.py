@@ -1,0 +1,266 @@
+"""Hugging Face folders <-> ministeer models, for ``LlamaForCausalLM`` and ``GPT2LMHeadModel``.
+
+A folder holds ``config.json`` and ``model.safetensors`` (or shards listed in
+``model.safetensors.index.json``). Loading is a renaming:
+
+* Llama: ministeer's parameter names *are* HF's (``model.layers.0.self_attn.q_proj.weight``),
+  and HF's rotary embedding uses the same rotate-half convention as ``ops.rope``.
+* GPT-2: ``transformer.h.{l}.attn.c_attn`` is one fused q/k/v projection stored as a
+  ``Conv1D`` with an ``[in, out]`` weight: it is split in three and transposed into
+  ``q_proj``, ``k_proj``, ``v_proj`` (``[out, in]``). ``c_proj``/``c_fc`` transpose likewise;
+  ``ln_1``/``ln_2``/``ln_f``/``wte``/``wpe`` rename. GPT-2's ``gelu_new`` is the tanh GELU of
+  ``ops.gelu``.
+
+Both directions go through one table per architecture (``_TO_HF``), so the expected
+tensor names and shapes of a file are derived from ``io.param_shapes(cfg)`` and every
+missing, unexpected or mis-shaped tensor is reported by its HF name. Pickle files
+(``pytorch_model.bin``) are refused. Checked in ``tests/test_io.py``, against
+``transformers`` itself when it is installed.
+"""
+import json
+from pathlib import Path
+
+import numpy as np  # host side: checkpoints live on the host
+
+from .backend import from_numpy, to_numpy
+from .io import (CheckpointError, _atomic_write, _read_safetensors, _write_safetensors, check_arrays,
+                 flatten_tree, param_shapes, unflatten_tree)
+
+ARCHITECTURES = ("LlamaForCausalLM", "GPT2LMHeadModel")
+
+# ---------------------------------------------------------------- config.json <-> Config
+
+
+def _require(hf, key, source):
+    if key not in hf:
+        raise CheckpointError(f"{source}: config.json has no {key!r}")
+    return hf[key]
+
+
+def _refuse(source, what):
+    raise CheckpointError(f"{source}: {what}; ministeer implements plain Llama and GPT-2 only")
+
+
+def _rope_theta(hf, source):
+    rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        _refuse(source, f"rope scaling {rope!r} is not supported")
+    return float(hf.get("rope_theta") or rope.get("rope_theta", 10000.0))
+
+
+def _llama_config(hf, dtype, tied, source):
+    from .model import Config
+    get = lambda key: _require(hf, key, source)
+    if hf.get("hidden_act", "silu") != "silu":
+        _refuse(source, f"hidden_act={hf['hidden_act']!r} (expected 'silu')")
+    if hf.get("attention_bias") or hf.get("mlp_bias"):
+        _refuse(source, "attention or MLP biases are not part of Llama")
+    n_heads = get("num_attention_heads")
+    if hf.get("head_dim") not in (None, get("hidden_size") // n_heads):
+        _refuse(source, f"head_dim={hf['head_dim']} differs from hidden_size / num_attention_heads")
+    return Config.llama(vocab_size=get("vocab_size"), d_model=get("hidden_size"),
+                        n_layers=get("num_hidden_layers"), n_heads=n_heads,
+                        n_kv_heads=hf.get("num_key_value_heads") or n_heads, d_mlp=get("intermediate_size"),
+                        n_ctx=get("max_position_embeddings"), norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+                        rope_theta=_rope_theta(hf, source), tied=tied, dtype=dtype)
+
+
+def _gpt2_config(hf, dtype, tied, source):
+    from .model import Config
+    get = lambda key: _require(hf, key, source)
+    if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        _refuse(source, f"activation_function={hf['activation_function']!r} (expected the tanh GELU 'gelu_new')")
+    if hf.get("scale_attn_by_inverse_layer_idx") or not hf.get("scale_attn_weights", True):
+        _refuse(source, "non-standard attention scaling")
+    d = get("n_embd")
+    return Config.gpt2(vocab_size=get("vocab_size"), d_model=d, n_layers=get("n_layer"), n_heads=get("n_head"),
+                       n_kv_heads=get("n_head"), d_mlp=hf.get("n_inner") or 4 * d, n_ctx=get("n_positions"),
+                       norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)), tied=tied, dtype=dtype)
+
+
+def _architecture(hf, source):
+    arch = (hf.get("architectures") or [None])[0]
+    arch = arch or {"llama": "LlamaForCausalLM", "gpt2": "GPT2LMHeadModel"}.get(hf.get("model_type"))
+    if arch not in ARCHITECTURES:
+        raise CheckpointError(f"{source}: architecture {arch or hf.get('model_type')!r} is not supported; "
+                              f"load_pretrained reads {', '.join(ARCHITECTURES)}")
+    return arch
+
+
+def config_to_hf(cfg):
+    """The ``config.json`` dict for ``cfg``; ``ValueError`` if no supported architecture fits."""
+    arch = _fitting_architecture(cfg)
+    common = dict(vocab_size=cfg.vocab_size, tie_word_embeddings=cfg.tied, dtype=cfg.dtype, torch_dtype=cfg.dtype)
+    if arch == "LlamaForCausalLM":
+        return dict(architectures=[arch], model_type="llama", hidden_size=cfg.d_model,
+                    num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
+                    num_key_value_heads=cfg.n_kv_heads, head_dim=cfg.d_head, intermediate_size=cfg.d_mlp,
+                    max_position_embeddings=cfg.n_ctx, rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_theta,
+                    rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+                    hidden_act="silu", attention_bias=False, mlp_bias=False, **common)
+    return dict(architectures=[arch], model_type="gpt2", n_embd=cfg.d_model, n_layer=cfg.n_layers,
+                n_head=cfg.n_heads, n_inner=cfg.d_mlp, n_positions=cfg.n_ctx, layer_norm_epsilon=cfg.norm_eps,
+                activation_function="gelu_new", scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False,
+                resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common)
+
+
+def _fitting_architecture(cfg):
+    wants = {"LlamaForCausalLM": dict(norm="rms", mlp="swiglu", pos="rope", bias=False),
+             "GPT2LMHeadModel": dict(norm="layer", mlp="gelu", pos="learned", bias=True, n_kv_heads=cfg.n_heads)}
+    for arch, choices in wants.items():
+        if all(getattr(cfg, k) == v for k, v in choices.items()):
+            return arch
+    raise ValueError(f"no Hugging Face architecture matches {cfg}: LlamaForCausalLM needs {wants['LlamaForCausalLM']}, "
+                     f"GPT2LMHeadModel needs {wants['GPT2LMHeadModel']}")
+
+# ---------------------------------------------------------------- tensor renaming
+
+
+def _llama_to_hf(flat, cfg):
+    return dict(flat)  # the names are HF's already
+
+
+def _llama_from_hf(t, cfg):
+    return dict(t)
+
+
+def _gpt2_to_hf(flat, cfg):
+    out = {"transformer.wte.weight": flat["model.embed_tokens.weight"],
+           "transformer.wpe.weight": flat["model.embed_positions.weight"],
+           "transformer.ln_f.weight": flat["model.norm.weight"], "transformer.ln_f.bias": flat["model.norm.bias"]}
+    for l in range(cfg.n_layers):
+        ours, hf = f"model.layers.{l}.", f"transformer.h.{l}."
+        q, k, v = (ours + f"self_attn.{p}_proj." for p in "qkv")
+        out[hf + "attn.c_attn.weight"] = np.concatenate([flat[q + "weight"].T, flat[k + "weight"].T,
+                                                         flat[v + "weight"].T], axis=1)  # [d, 3d]
+        out[hf + "attn.c_attn.bias"] = np.concatenate([flat[q + "bias"], flat[k + "bias"], flat[v + "bias"]])
+        for hf_name, our_name in (("ln_1", "input_layernorm"), ("ln_2", "post_attention_layernorm")):
+            out[hf + hf_name + ".weight"] = flat[ours + our_name + ".weight"]
+            out[hf + hf_name + ".bias"] = flat[ours + our_name + ".bias"]
+        for hf_name, our_name in (("attn.c_proj", "self_attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"),
+                                  ("mlp.c_proj", "mlp.down_proj")):
+            out[hf + hf_name + ".weight"] = flat[ours + our_name + ".weight"].T  # Conv1D: [in, out]
+            out[hf + hf_name + ".bias"] = flat[ours + our_name + ".bias"]
+    if not cfg.tied:
+        out["lm_head.weight"] = flat["lm_head.weight"]
+    return out
+
+
+def _gpt2_from_hf(t, cfg):
+    flat = {"model.embed_tokens.weight": t["transformer.wte.weight"],
+            "model.embed_positions.weight": t["transformer.wpe.weight"],
+            "model.norm.weight": t["transformer.ln_f.weight"], "model.norm.bias": t["transformer.ln_f.bias"]}
+    for l in range(cfg.n_layers):
+        ours, hf = f"model.layers.{l}.", f"transformer.h.{l}."
+        weights = np.split(t[hf + "attn.c_attn.weight"], 3, axis=1)  # 3 x [d, d]
+        biases = np.split(t[hf + "attn.c_attn.bias"], 3)
+        for p, w, b in zip("qkv", weights, biases):
+            flat[ours + f"self_attn.{p}_proj.weight"], flat[ours + f"self_attn.{p}_proj.bias"] = w.T, b
+        for hf_name, our_name in (("ln_1", "input_layernorm"), ("ln_2", "post_attention_layernorm")):
+            flat[ours + our_name + ".weight"] = t[hf + hf_name + ".weight"]
+            flat[ours + our_name + ".bias"] = t[hf + hf_name + ".bias"]
+        for hf_name, our_name in (("attn.c_proj", "self_attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"),
+                                  ("mlp.c_proj", "mlp.down_proj")):
+            flat[ours + our_name + ".weight"] = t[hf + hf_name + ".weight"].T
+            flat[ours + our_name + ".bias"] = t[hf + hf_name + ".bias"]
+    if not cfg.tied:
+        flat["lm_head.weight"] = t["lm_head.weight"]
+    return flat
+
+
+_TO_HF = {"LlamaForCausalLM": _llama_to_hf, "GPT2LMHeadModel": _gpt2_to_hf}
+_FROM_HF = {"LlamaForCausalLM": _llama_from_hf, "GPT2LMHeadModel": _gpt2_from_hf}
+
+
+def expected_hf_shapes(cfg):
+    """``{HF tensor name: shape}`` a checkpoint for ``cfg`` must hold (no memory: zero-stride arrays)."""
+    arch = _fitting_architecture(cfg)
+    stand_ins = {name: np.broadcast_to(np.zeros((), np.int8), shape) for name, shape in param_shapes(cfg).items()}
+    return {name: a.shape for name, a in _TO_HF[arch](stand_ins, cfg).items()}
+
+
+def _drop_buffers(tensors, arch, tied):
+    """Remove non-parameters some checkpoints carry, and normalize GPT-2's optional prefix."""
+    if arch == "GPT2LMHeadModel":
+        if not any(k.startswith("transformer.") for k in tensors):  # the original OpenAI upload
+            tensors = {k if k.startswith("lm_head.") else "transformer." + k: v for k, v in tensors.items()}
+        tensors = {k: v for k, v in tensors.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    else:
+        tensors = {k: v for k, v in tensors.items() if not k.endswith("rotary_emb.inv_freq")}
+    if tied:
+        tensors.pop("lm_head.weight", None)  # a tied head is the embedding; HF ignores a stored copy
+    return tensors
+
+# ---------------------------------------------------------------- folders
+
+
+def _read_tensors(folder):
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        return _read_file(single)
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"{str(index)!r} is not a valid shard index ({err})") from None
+        tensors = {}
+        for shard in shards:
+            tensors.update(_read_file(folder / shard))
+        return tensors
+    hint = " (pickle checkpoints are refused: re-save with save_pretrained(..., safe_serialization=True))" \
+        if any((folder / n).exists() for n in ("pytorch_model.bin", "pytorch_model.bin.index.json")) else ""
+    raise CheckpointError(f"no model.safetensors or model.safetensors.index.json in {str(folder)!r}{hint}")
+
+
+def _read_file(path):
+    if not path.is_file():
+        raise CheckpointError(f"missing checkpoint file {str(path)!r}")
+    try:
+        return _read_safetensors(path)[0]
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(f"could not read {str(path)!r}: {type(err).__name__}: {err}") from err
+
+
+def load_pretrained(folder, dtype="float64"):
+    """``(params, cfg)`` from a local HF folder holding a ``LlamaForCausalLM`` or ``GPT2LMHeadModel``.
+
+    Weights are cast to ``dtype`` ("float64" for exact theory checks, "float32" for half
+    the memory); bfloat16 and float16 checkpoints load too.
+    """
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"no config.json in {str(folder)!r} (expected a Hugging Face model folder)")
+    try:
+        hf = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{str(config_path)!r} is not valid JSON ({err})") from None
+    source = repr(str(folder))
+    arch = _architecture(hf, source)
+    tensors = _read_tensors(folder)
+    tied = hf.get("tie_word_embeddings")
+    tied = ("lm_head.weight" not in tensors) if tied is None else bool(tied)
+    try:
+        cfg = (_llama_config if arch == "LlamaForCausalLM" else _gpt2_config)(hf, dtype, tied, source)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise CheckpointError(f"{source}: config.json describes an invalid model: {err}") from None
+    tensors = _drop_buffers(tensors, arch, tied)
+    check_arrays(tensors, expected_hf_shapes(cfg), source)
+    flat = _FROM_HF[arch](tensors, cfg)
+    return unflatten_tree({name: from_numpy(a, cfg.dtype) for name, a in flat.items()}), cfg
+
+
+def save_pretrained(folder, params, cfg):
+    """Write ``config.json`` and ``model.safetensors`` in HF's layout (each file atomically)."""
+    arch = _fitting_architecture(cfg)
+    flat = {name: to_numpy(a) for name, a in flatten_tree(params).items()}
+    check_arrays(flat, param_shapes(cfg), "params")
+    tensors = {name: np.ascontiguousarray(a) for name, a in _TO_HF[arch](flat, cfg).items()}
+    folder = Path(folder)
+    _atomic_write(folder / "model.safetensors", lambda tmp: _write_safetensors(tmp, tensors, {"format": "pt"}))
+    config = json.dumps(config_to_hf(cfg), indent=2, sort_keys=True) + "\n"
+    _atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(config))
