@@ -22,6 +22,12 @@ from .first_order import block_first_order_shift, named_update, perturb
 from .oracle import stream_hooks
 
 
+def lora_update(adapter):
+    """A LoRA adapter (ministeer.adapters) as a named update {"<module>.weight": s B A}, eq. (2.2)."""
+    from ..adapters import delta_weight
+    return {f"{module}.weight": delta_weight(adapter.spec, p) for module, p in adapter.params.items()}
+
+
 def translated_hooks(params, delta, cfg, eps=1.0, layers=None):
     """eq. (2.10) as hooks on the base model: add eps * D_theta T_l(H~)[dtheta_l] at each post-block site."""
     delta = named_update(params, delta)
