@@ -27,7 +27,7 @@ def loglog_slope(eps, errs, floor=0.0):
 
     docs/02-weight-updates-as-shifts.md eq. (2.8): for R(eps) = C eps^p + o(eps^p) the
     slope is p; a first-order claim needs p = 2 (tests/test_claim_02_glu_update.py,
-    tests/test_claim_15_block_first_order.py, tests/test_scaling.py).
+    tests/test_claim_15_block_first_order.py, tests/test_translate.py).
     Raises ValueError when fewer than three points lie above the floor.
     """
     pts = [(math.log(e), math.log(r)) for e, r in zip(eps, errs) if r > floor and e > 0]
