@@ -87,7 +87,7 @@ def test_a_hook_changes_only_its_site_and_what_follows(case, data):
     assert not np.array_equal(hooked[target], clean[target])  # the cache holds the hooked value
     # A per-query softmax over a single key is 1 whatever q and k are.
     if not (tokens.shape[1] == 1 and target.endswith(("attn.hook_q", "attn.hook_k"))):
-        assert not np.allclose(logits, clean_logits)
+        assert not np.array_equal(logits, clean_logits)
 
 
 @given(model_and_tokens(presets=("llama",)))
@@ -158,7 +158,9 @@ def test_changing_a_token_never_changes_earlier_logits(case, data):
     changed[:, t] = (tokens[:, t] + data.draw(st.integers(1, cfg.vocab_size - 1))) % cfg.vocab_size
     before, after = forward(params, tokens, cfg), forward(params, changed, cfg)
     assert np.array_equal(before[:, :t], after[:, :t])
-    assert not np.allclose(before[:, t], after[:, t])  # the test can see a change
+    # the test can see a change (only just, at times: a LayerNorm over d_model=2 maps every
+    # vector to +-(1, -1) up to eps, so different tokens may differ by ~1e-6 only)
+    assert not np.array_equal(before[:, t], after[:, t])
 
 # ---------------------------------------------------------------- gradients
 
