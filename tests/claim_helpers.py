@@ -53,3 +53,10 @@ def leaf_names(params, pattern_prefix):
 
 __all__ = ["PINV", "orthonormal", "complement", "stream", "mlp_update", "as_named", "fine_tuned",
            "block_params", "leaf_names"]
+
+
+def flat_layernorm(cfg):
+    """LayerNorm over 2 features is locally constant: (x - mean)/std is (+-1, -+1) for every x.
+    Nothing upstream of such a norm reaches past it, so claims about an update *propagating*
+    (a changed output, a first-order slope, a context-dependent shift) are vacuous there."""
+    return cfg.norm == "layer" and cfg.d_model == 2

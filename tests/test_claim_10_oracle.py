@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from claim_helpers import fine_tuned
+from claim_helpers import flat_layernorm, fine_tuned
 from strategies import model_and_tokens, seeds
 from tolerances import EXACT
 from ministeer.model import forward, run_with_cache
@@ -28,6 +28,7 @@ def test_oracle_composition_is_exact(mt, data):
     target = forward(ft, tokens, cfg)
     steered = forward(params, tokens, cfg, hooks=oracle.oracle_hooks(params, ft, cfg))
     np.testing.assert_allclose(steered, target, **EXACT)
+    assume(not flat_layernorm(cfg))  # there the update may not reach the logits at all
     assert np.max(np.abs(forward(params, tokens, cfg) - target)) > 1e-6  # the update did something
 
 

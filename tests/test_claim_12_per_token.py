@@ -6,9 +6,9 @@ docs/04-where-to-steer.md eqs. (4.7), (4.8); ministeer/theory/oracle.py.
 """
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
-from claim_helpers import fine_tuned
+from claim_helpers import flat_layernorm, fine_tuned
 from strategies import model_and_tokens, seeds
 from ministeer.model import forward, run_with_cache
 from ministeer.theory import oracle
@@ -33,6 +33,9 @@ def _contractive(params, factor=0.02):
 @given(model_and_tokens(), st.data())
 def test_mlp_only_update_has_an_exact_per_token_adapter(mt, data):
     cfg, params, tokens = mt
+    # LayerNorm over 2 features jumps between two values (see flat_layernorm): not Lipschitz,
+    # x -> z not injective, so the claim's hypothesis fails there
+    assume(not flat_layernorm(cfg))
     params = _contractive(params)
     ft = fine_tuned(params, "model.layers.*.mlp.*", data.draw(seeds), 0.3)  # relative: W_d stays small
     ft = fine_tuned(ft, "model.layers.*.post_attention_layernorm.*", data.draw(seeds), 0.3)
@@ -52,6 +55,7 @@ def test_attention_update_defeats_every_per_token_function(mt, data):
     sequences [a, t], [b, t] share z but need different shifts: any g(z) misses by >= half the gap."""
     cfg, params, _ = mt
     rng = np.random.default_rng(data.draw(seeds))
+    assume(not flat_layernorm(cfg))
     params = set_path(params, "model.layers.0.self_attn.o_proj.weight",
                       0.0 * params["model"]["layers"][0]["self_attn"]["o_proj"]["weight"])
     ft = fine_tuned(params, "model.layers.0.self_attn.[ov]_proj.weight", data.draw(seeds), 1.0)
