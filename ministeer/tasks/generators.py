@@ -105,7 +105,8 @@ class BoolQ:
         facts = tuple(zip(names, objects[:n]))
         who = names[int(rng.integers(n))]
         yes = bool(rng.random() < 0.5)
-        what = dict(facts)[who] if yes else objects[int(rng.integers(n + 1))]
+        others = [o for o in objects if o != dict(facts)[who]]  # someone else's, or nobody's
+        what = dict(facts)[who] if yes else others[int(rng.integers(n))]
         return facts, who, what
 
     def key(self, problem):

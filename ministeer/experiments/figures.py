@@ -1,0 +1,130 @@
+"""PNG figures for ``compare`` and ``analyze`` (matplotlib, imported only here).
+
+If matplotlib is missing, every function prints one line and returns ``[]``.
+"""
+from pathlib import Path
+
+import numpy as np  # host side: plotting data
+
+SITE_ABLATION = ("premlp_r8", "postmlp_r8", "postblock_silu")
+JOINT = ("lora", "postblock_silu", "joint_naive", "joint_orth_input", "joint_orth_output")
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        print("matplotlib is not installed: skipping figures (pip install matplotlib)")
+        return None
+
+
+def _save(plt, fig, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def compare_figures(rows, settings, folder):
+    plt = _pyplot()
+    if plt is None:
+        return []
+    folder = Path(folder)
+    paths = [accuracy_vs_params(plt, rows, folder / "accuracy_vs_params.png")]
+    for name, methods in (("site_ablation", SITE_ABLATION), ("joint_vs_single", JOINT)):
+        present = [m for m in methods if m in rows]
+        if len(present) > 1:
+            paths.append(grouped_bars(plt, rows, present, settings.tasks, folder / f"{name}.png",
+                                      title=name.replace("_", " ")))
+    return paths
+
+
+def accuracy_vs_params(plt, rows, path):
+    """Average accuracy over tasks against the trainable fraction (log x), ± mean std."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, row in rows.items():
+        if method == "base" or row["avg"] is None:
+            continue
+        stds = [t["std"] for t in row["tasks"].values() if t["std"] is not None]
+        err = sum(stds) / len(stds) if stds else 0.0
+        ax.errorbar(row["percent"], row["avg"], yerr=err, fmt="o", capsize=3, label=row["label"])
+    if "base" in rows:
+        ax.axhline(rows["base"]["avg"], color="gray", ls="--", lw=1, label=rows["base"]["label"])
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (% of base model, log scale)")
+    ax.set_ylabel("test accuracy, mean over tasks (%)")
+    ax.legend(fontsize=7, loc="best")
+    return _save(plt, fig, path)
+
+
+def grouped_bars(plt, rows, methods, tasks, path, title):
+    """Per-task bars (mean ± std over seeds) for a few methods side by side."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        cells = [rows[method]["tasks"][t] for t in tasks]
+        xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
+        ax.bar(xs, [c["mean"] or 0.0 for c in cells], width, yerr=[c["std"] or 0.0 for c in cells],
+               capsize=2, label=rows[method]["label"])
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(plt, fig, path)
+
+
+def analysis_figures(results, folder):
+    plt = _pyplot()
+    if plt is None:
+        return []
+    folder = Path(folder)
+    return [mlp_share(plt, results, folder / "mlp_share.png"),
+            oracle_spectra(plt, results, folder / "oracle_spectrum.png"),
+            kl_bars(plt, results, folder / "oracle_fit_kl.png")]
+
+
+def mlp_share(plt, results, path):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    n_layers = len(results[0]["mlp_share"])
+    width = 0.8 / n_layers
+    for layer in range(n_layers):
+        xs = [j + (layer - (n_layers - 1) / 2) * width for j in range(len(results))]
+        ax.bar(xs, [100 * r["mlp_share"][layer] for r in results], width, label=f"layer {layer}")
+    ax.axhspan(40, 70, color="gray", alpha=0.15, label="paper's range (40-70%)")
+    ax.set_xticks(range(len(results)), [r["task"] for r in results])
+    ax.set_ylabel("||Δ MLP out|| / ||Δ block out|| (%)")
+    ax.set_title("share of the fine-tuning change carried by the MLP output")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def oracle_spectra(plt, results, path):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for r in results:
+        for layer, spec in r["spectrum"].items():
+            s = np.asarray(spec["singular_values"])
+            ax.semilogy(range(1, len(s) + 1), s / s[0], marker=".", label=f"{r['task']} L{layer}")
+    ax.axvline(8, color="gray", ls=":", lw=1)
+    ax.set_xlabel("singular value index (dotted: rank 8)")
+    ax.set_ylabel("σ_i / σ_1")
+    ax.set_title("oracle post-block shifts: singular value spectra")
+    ax.legend(fontsize=6, ncol=2)
+    return _save(plt, fig, path)
+
+
+def kl_bars(plt, results, path):
+    names = [k for k in results[0]["kl"] if not k.startswith("oracle")]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(results))]
+        ax.bar(xs, [r["kl"][name] for r in results], width, label=name)
+    ax.set_xticks(range(len(results)), [r["task"] for r in results])
+    ax.set_yscale("log")
+    ax.set_ylabel("KL(FT || steered base), nats per answer token")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, path)

@@ -1,0 +1,219 @@
+"""The synthetic tasks: determinism, disjoint splits, tokenizer, masks, answers checked
+by independent evaluators (Python's own ``eval``/``exec`` and hand parsers), and the
+batched greedy evaluator against ``ministeer.generate`` one prompt at a time."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ministeer.generate import generate
+from ministeer.model import Config, init_params
+from ministeer.tasks import (TASK_NAMES, TOKENIZER, accuracy, batch_sampler, encode, examples, get_task,
+                             greedy_complete, split_of)
+from ministeer.tasks.tokenizer import ALPHABET, CharTokenizer
+from strategies import seeds
+
+tasks = st.sampled_from(TASK_NAMES)
+splits = st.sampled_from(["train", "val", "test"])
+
+
+def formats(task):
+    return range(get_task(task).n_formats)
+
+
+@settings(max_examples=20, deadline=None)
+@given(tasks, splits, seeds)
+def test_examples_are_deterministic_in_the_seed(task, split, seed):
+    a = examples(task, split, 30, seed=seed)
+    assert a == examples(task, split, 30, seed=seed)
+    assert a != examples(task, split, 30, seed=seed + 1)
+
+
+@settings(max_examples=10, deadline=None)
+@given(tasks, seeds)
+def test_splits_are_disjoint_and_hashed(task, seed):
+    keys = {split: {e.key for e in examples(task, split, 60, seed=seed)} for split in ("train", "val", "test")}
+    assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
+    for split, ks in keys.items():
+        assert len(ks) == 60 and all(split_of(k) == split for k in ks)
+
+
+@given(st.text(alphabet=ALPHABET, max_size=40))
+def test_tokenizer_round_trip(text):
+    assert TOKENIZER.decode(TOKENIZER.encode(text)) == text
+
+
+def test_tokenizer_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"\['A', '\\!'\]|'A'"):
+        TOKENIZER.encode("Abc!")
+    with pytest.raises(ValueError, match="outside"):
+        TOKENIZER.decode([TOKENIZER.vocab_size])
+    with pytest.raises(ValueError, match="repeated"):
+        CharTokenizer("aa")
+    assert TOKENIZER.pad_id == 0 and TOKENIZER.decode([TOKENIZER.bos_id, 10, TOKENIZER.eos_id, 11]) == "6"
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(KeyError, match="valid tasks"):
+        examples("mnli", "train", 3)
+    with pytest.raises(KeyError, match="valid splits"):
+        examples("gsm", "dev", 3)
+    with pytest.raises(ValueError, match="formats 0..2"):
+        examples("gsm", "train", 3, fmt=7)
+    with pytest.raises(ValueError, match="distinct"):
+        examples("winogrande", "test", 10 ** 5)
+    with pytest.raises(ValueError, match="non-empty"):
+        batch_sampler([], 4)
+
+
+@settings(max_examples=15, deadline=None)
+@given(tasks, seeds, st.integers(0, 2))
+def test_mask_covers_exactly_the_completion(task, seed, fmt):
+    ex = examples(task, "train", 8, seed=seed, fmt=fmt)
+    batch = encode(ex)
+    for row, mask, e in zip(batch["tokens"], batch["mask"], ex):
+        n_prompt = len(e.prompt) + 2  # <bos> prompt <sep>
+        n = n_prompt + len(e.completion) + 1  # ... completion <eos>
+        assert row[0] == TOKENIZER.bos_id and row[n_prompt - 1] == TOKENIZER.sep_id and row[n - 1] == TOKENIZER.eos_id
+        assert (row[n:] == TOKENIZER.pad_id).all()
+        assert mask.tolist() == [0.0] * n_prompt + [1.0] * (n - n_prompt) + [0.0] * (len(row) - n)
+        assert TOKENIZER.decode(row[mask > 0]) == e.completion
+        assert TOKENIZER.decode(row[:n_prompt]) == e.prompt
+
+
+def test_every_format_fits_the_base_context():
+    for task in TASK_NAMES:
+        for fmt in formats(task):
+            assert encode(examples(task, "train", 300, fmt=fmt))["tokens"].shape[1] <= 50
+
+
+# ---------------------------------------------------------------- independent answer checks
+
+LISTOPS = {"max": lambda *a: max(a), "min": lambda *a: min(a), "sm": lambda *a: sum(a) % 10,
+           "med": lambda *a: int(np.sort(a)[(len(a) - 1) // 2])}
+
+
+def listops_brackets(text):
+    """A stack machine for LRA's ``[op a b ...]`` notation."""
+    stack = [[]]
+    for tok in text.replace("[", " [ ").replace("]", " ] ").split():
+        if tok == "[":
+            stack.append([])
+        elif tok == "]":
+            op, *args = stack.pop()
+            stack[-1].append(LISTOPS[op](*args))
+        else:
+            stack[-1].append(tok if tok in LISTOPS else int(tok))
+    return stack[0][0]
+
+
+def independent_answer(task, fmt, prompt):
+    if task == "listops":
+        if fmt == 1:
+            return str(listops_brackets(prompt))
+        value = eval(prompt.removeprefix("what is "), {"__builtins__": {}}, LISTOPS)
+        return f"it is {value}" if fmt == 2 else str(value)
+    if task == "boolq":
+        passage, question = (prompt.split(". ") if fmt < 2 else prompt.split("? ")[::-1])
+        facts = {tuple(f.split()) for f in passage.rstrip(".").split(",")}
+        words = question.rstrip("?").replace("does ", "").replace(" have", "").split()
+        yes = tuple(words) in facts
+        return ("true" if yes else "false") if fmt == 0 else ("yes" if yes else "no")
+    if task == "winogrande":
+        fact, _, rest = prompt.partition(". ") if fmt < 2 else prompt.partition("? ")[::-1]
+        a, word, _, b = fact.rstrip(".").split()
+        if fmt == 0:
+            question, _, o1, _, o2 = rest.split()
+        else:
+            question, o1, o2 = (rest.rstrip("?"), a, b) if fmt == 1 else \
+                (prompt.split(":")[0], *prompt.split(": ")[1].split("?")[0].split(" or "))
+        question = question.rstrip("?")
+        # the asked word is the stated comparative -> a; otherwise its opposite -> b
+        right = a if question == word else b
+        return ("1" if right == o1 else "2") if fmt == 0 else right
+    if task == "gsm":
+        if fmt == 0:
+            statements = prompt.removesuffix(";x?").split(";")
+        else:
+            words = prompt.removeprefix("start ").removesuffix(" end?").split()
+            statements = [f"x={words[0]}"] + [f"x{w[0]}={w[1:]}" for w in words[1:]]
+        env, totals = {}, []
+        exec(statements[0], {}, env)
+        for s in statements[1:]:
+            exec(s, {}, env)
+            totals.append(str(env["x"]))
+        return [",".join(totals), "=" + "=".join(totals), " ".join(totals) + f" so {totals[-1]}"][fmt]
+    raise AssertionError(task)
+
+
+@settings(max_examples=25, deadline=None)
+@given(tasks, seeds, splits)
+def test_answers_agree_with_independent_evaluators(task, seed, split):
+    for fmt in formats(task):
+        for e in examples(task, split, 25, seed=seed, fmt=fmt):
+            assert e.completion == independent_answer(task, fmt, e.prompt), e
+
+
+def test_answers_are_balanced_enough_to_need_the_skill():
+    """No constant answer gets far above chance (else a steering vector could cheat)."""
+    for task, chance_cap in [("boolq", 0.6), ("winogrande", 0.6), ("listops", 0.35)]:
+        answers = [e.completion for e in examples(task, "test", 400)]
+        top = max(answers.count(a) for a in set(answers)) / len(answers)
+        assert top < chance_cap, (task, top)
+
+
+# ---------------------------------------------------------------- batches and greedy evaluation
+
+
+@settings(max_examples=10, deadline=None)
+@given(seeds, st.integers(1, 9))
+def test_batch_sampler_is_deterministic_and_covers_an_epoch(seed, batch_size):
+    pool = examples("listops", "train", 20, seed=1)
+    a, b = batch_sampler(pool, batch_size, seed), batch_sampler(pool, batch_size, seed)
+    per_epoch = 20 // batch_size
+    seen = []
+    for step in range(per_epoch):
+        x, y = a(step), b(step)
+        assert (x["tokens"] == y["tokens"]).all() and x["tokens"].shape[0] == batch_size
+        seen += [TOKENIZER.decode(r) for r in x["tokens"]]
+    assert len(set(seen)) == per_epoch * batch_size  # no repeats within an epoch
+
+
+def test_greedy_batched_matches_generate_one_prompt_at_a_time():
+    cfg = Config.llama(vocab_size=TOKENIZER.vocab_size, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1,
+                       d_mlp=16, n_ctx=64)
+    params = init_params(cfg, 3, std=0.5)  # large weights: varied, non-trivial argmaxes
+    from ministeer.model import forward
+    prompts = [e.prompt for e in examples("gsm", "test", 6) + examples("boolq", "test", 6)]  # mixed lengths
+    got = greedy_complete(lambda t, _: forward(params, t, cfg), prompts, max_new=5, batch_size=5)
+    for prompt, text in zip(prompts, got):
+        head = [TOKENIZER.bos_id] + TOKENIZER.encode(prompt) + [TOKENIZER.sep_id]
+        seq = generate(params, np.array(head), cfg, 5, stop_token=TOKENIZER.eos_id)
+        assert text == TOKENIZER.decode(seq[len(head):])
+
+
+def scripted(completions_by_prompt_length):
+    """A fake model that spells a fixed string after the prompt (keyed by prompt length)."""
+    def logits_fn(tokens, prompt_lengths):
+        B, T = tokens.shape
+        logits = np.zeros((B, T, TOKENIZER.vocab_size))
+        for b in range(B):
+            text = completions_by_prompt_length[int(prompt_lengths[b])]
+            ids = TOKENIZER.encode(text) + [TOKENIZER.eos_id]
+            for t in range(T):
+                k = t - int(prompt_lengths[b]) + 1
+                logits[b, t, ids[min(max(k, 0), len(ids) - 1)]] = 1.0
+        return logits
+    return logits_fn
+
+
+def test_accuracy_is_exact_match_and_needs_eos():
+    ex = [e for e in examples("gsm", "test", 40)]
+    by_len = {}
+    for e in ex:
+        by_len.setdefault(len(e.prompt) + 2, e.completion)
+    right = [e for e in ex if by_len[len(e.prompt) + 2] == e.completion]
+    assert accuracy(scripted(by_len), right) == 1.0
+    acc, preds = accuracy(scripted({k: v + "0" for k, v in by_len.items()}), right, return_predictions=True)
+    assert acc == 0.0 and all(p == e.completion + "0" for p, e in zip(preds, right))
+    with pytest.raises(ValueError, match="at least one"):
+        accuracy(scripted(by_len), [])
