@@ -19,7 +19,7 @@ float64 under NumPy 2); the last axis is the feature axis.
 """
 import math
 
-from autograd.extend import defjvp, defvjp, primitive
+from autograd.extend import defjvp, defvjp, defvjp_argnums, primitive
 from autograd.tracer import getval
 
 from .backend import raw, xp
@@ -39,6 +39,21 @@ def _sum_to(g, shape):
 
 def _sigmoid(x):
     return 0.5 * (raw.tanh(0.5 * x) + 1.0)  # overflow-free form of 1/(1+e^-x)
+
+
+def defvjp_shared(fun, make_grads):
+    """One reverse rule for all of ``fun``'s differentiable arguments.
+
+    ``make_grads(g, ans, *args)`` returns ``{argnum: thunk}``; intermediates the
+    gradients share (a softmax VJP, a sigmoid) are computed once, in the backward pass,
+    and only the thunks autograd asks for are evaluated.
+    """
+    def vjp_argnums(argnums, ans, args, kwargs):
+        def vjp(g):
+            thunks = make_grads(g, ans, *args)
+            return tuple(thunks[i]() for i in argnums)
+        return vjp
+    defvjp_argnums(fun, vjp_argnums)
 
 
 # ---------------------------------------------------------------- RMSNorm
@@ -63,17 +78,10 @@ def rms_norm(x, w, eps):
     return _rms_stats(x, eps)[1] * w
 
 
-def _rms_vjp_x(ans, x, w, eps):
+def _rms_grads(g, ans, x, w, eps):
     r, xhat = _rms_stats(x, eps)
-    def vjp(g):
-        gw = g * w
-        return r * (gw - xhat * _mean_last(gw * xhat))
-    return vjp
-
-
-def _rms_vjp_w(ans, x, w, eps):
-    xhat = _rms_stats(x, eps)[1]
-    return lambda g: _sum_to(g * xhat, w.shape)
+    gw = g * w
+    return {0: lambda: r * (gw - xhat * _mean_last(gw * xhat)), 1: lambda: _sum_to(g * xhat, w.shape)}
 
 
 def _rms_jvp_x(dx, ans, x, w, eps):
@@ -81,7 +89,7 @@ def _rms_jvp_x(dx, ans, x, w, eps):
     return w * r * (dx - xhat * _mean_last(xhat * dx))
 
 
-defvjp(rms_norm, _rms_vjp_x, _rms_vjp_w)
+defvjp_shared(rms_norm, _rms_grads)
 defjvp(rms_norm, _rms_jvp_x, lambda dw, ans, x, w, eps: _rms_stats(x, eps)[1] * dw)
 
 # ---------------------------------------------------------------- LayerNorm
@@ -107,12 +115,12 @@ def layer_norm(x, w, b, eps):
     return _ln_stats(x, eps)[1] * w + b
 
 
-def _ln_vjp_x(ans, x, w, b, eps):
+def _ln_grads(g, ans, x, w, b, eps):
     r, xhat = _ln_stats(x, eps)
-    def vjp(g):
-        gw = g * w
-        return r * (gw - _mean_last(gw) - xhat * _mean_last(gw * xhat))
-    return vjp
+    gw = g * w
+    return {0: lambda: r * (gw - _mean_last(gw) - xhat * _mean_last(gw * xhat)),
+            1: lambda: _sum_to(g * xhat, w.shape),
+            2: lambda: _sum_to(g, raw.shape(b))}
 
 
 def _ln_jvp_x(dx, ans, x, w, b, eps):
@@ -120,9 +128,7 @@ def _ln_jvp_x(dx, ans, x, w, b, eps):
     return w * r * (dx - _mean_last(dx) - xhat * _mean_last(xhat * dx))
 
 
-defvjp(layer_norm, _ln_vjp_x,
-       lambda ans, x, w, b, eps: lambda g: _sum_to(g * _ln_stats(x, eps)[1], w.shape),
-       lambda ans, x, w, b, eps: lambda g: _sum_to(g, raw.shape(b)))
+defvjp_shared(layer_norm, _ln_grads)
 defjvp(layer_norm, _ln_jvp_x,
        lambda dw, ans, x, w, b, eps: _ln_stats(x, eps)[1] * dw,
        lambda db, ans, x, w, b, eps: raw.broadcast_to(db, ans.shape))
@@ -183,9 +189,13 @@ def swiglu(gate, up):
     return gate * _sigmoid(gate) * up
 
 
-defvjp(swiglu,
-       lambda ans, gate, up: lambda g: g * up * _silu_slope(gate),
-       lambda ans, gate, up: lambda g: g * gate * _sigmoid(gate))
+def _swiglu_grads(g, ans, gate, up):
+    s = _sigmoid(gate)  # shared by both gradients
+    return {0: lambda: g * up * s * (1.0 + gate * (1.0 - s)),  # silu'(a) = s (1 + a (1 - s))
+            1: lambda: g * gate * s}
+
+
+defvjp_shared(swiglu, _swiglu_grads)
 defjvp(swiglu,
        lambda dg, ans, gate, up: dg * up * _silu_slope(gate),
        lambda du, ans, gate, up: du * gate * _sigmoid(gate))
@@ -232,18 +242,10 @@ def _softmax_vjp(p, g):
     return p * (g - raw.sum(g * p, axis=-1, keepdims=True))
 
 
-def _vjp_q(ans, q, k, scale):
-    def vjp(g):
-        ds = _grouped(_softmax_vjp(ans, g), k.shape[1])  # [b, kv, group, T, T]
-        return (ds @ k[:, :, None]).reshape(q.shape) * scale
-    return vjp
-
-
-def _vjp_k(ans, q, k, scale):
-    def vjp(g):
-        ds = _grouped(_softmax_vjp(ans, g), k.shape[1])
-        return raw.sum(raw.swapaxes(ds, -1, -2) @ _grouped(q, k.shape[1]), axis=2) * scale
-    return vjp
+def _attention_grads(g, ans, q, k, scale):
+    ds = _grouped(_softmax_vjp(ans, g), k.shape[1])  # [b, kv, group, T, T], shared by dq and dk
+    return {0: lambda: (ds @ k[:, :, None]).reshape(q.shape) * scale,
+            1: lambda: raw.sum(raw.swapaxes(ds, -1, -2) @ _grouped(q, k.shape[1]), axis=2) * scale}
 
 
 def _jvp_scores(ds, ans):
@@ -251,7 +253,7 @@ def _jvp_scores(ds, ans):
     return ans * (ds - raw.sum(ans * ds, axis=-1, keepdims=True))
 
 
-defvjp(attention_pattern, _vjp_q, _vjp_k)
+defvjp_shared(attention_pattern, _attention_grads)
 defjvp(attention_pattern,
        lambda dq, ans, q, k, scale: _jvp_scores(_scores(dq, k, scale), ans),
        lambda dk, ans, q, k, scale: _jvp_scores(_scores(q, dk, scale), ans))
