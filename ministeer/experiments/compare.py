@@ -18,7 +18,7 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -200,6 +200,7 @@ def main(argv=()):
     parser.add_argument("--quick", action="store_true", help="a ~1-minute smoke test: 1 seed, few steps")
     parser.add_argument("--sweep", action="store_true", help="re-choose each method's lr on validation first")
     parser.add_argument("--write-lrs", action="store_true", help="with --sweep: also overwrite the shipped lrs.json")
+    parser.add_argument("--sweep-only", action="store_true", help="with --sweep: stop after the sweep")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the seeds (default 0 1 2)")
     parser.add_argument("--tasks", nargs="+", choices=TASK_NAMES, help="override the tasks")
@@ -222,7 +223,9 @@ def main(argv=()):
         (out / "lrs.json").write_text(json.dumps(payload, indent=1) + "\n")
         if args.write_lrs:
             LR_PATH.write_text(json.dumps({"lrs": lrs, "grids": GRIDS, "settings": asdict(settings)}, indent=1) + "\n")
-        print(f"chosen learning rates written to {out / 'lrs.json'}")
+        print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")
+        if args.sweep_only:
+            return
     records, base = compare(settings, args.jobs, lrs, args.base)
     elapsed = time.perf_counter() - start
     summary = report.write_all(out, records, base, settings, elapsed, figures=not args.no_figures)

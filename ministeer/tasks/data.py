@@ -35,8 +35,12 @@ def split_of(key):
     return next(name for name, tenths in SPLITS.items() if bucket in tenths)
 
 
-def examples(task, split, n, seed=0, fmt=0, max_tries=200):
-    """``n`` distinct examples of ``task`` (a name) in ``split``, deterministic in ``seed``."""
+def examples(task, split, n, seed=0, fmt=0, patience=20000):
+    """``n`` distinct examples of ``task`` (a name) in ``split``, deterministic in ``seed``.
+
+    Raises ``ValueError`` when ``patience`` draws in a row bring no new example, i.e. the
+    split holds fewer than ``n`` distinct problems.
+    """
     if split not in SPLITS:
         raise KeyError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
     gen = get_task(task)
@@ -44,18 +48,20 @@ def examples(task, split, n, seed=0, fmt=0, max_tries=200):
         raise ValueError(f"task {task!r} has formats 0..{gen.n_formats - 1}, got fmt={fmt}")
     # the seed is mixed with the task and split names so that each stream is independent
     rng = np.random.default_rng([seed, *hashlib.sha256(f"{task}/{split}".encode()).digest()[:4]])
-    out, seen = [], set()
-    for _ in range(max_tries * n):
-        if len(out) == n:
-            return out
+    out, seen, misses = [], set(), 0
+    while len(out) < n:
         problem = gen.sample(rng)
         key = gen.key(problem)
         if key in seen or split_of(key) != split:
+            misses += 1
+            if misses > patience:
+                raise ValueError(f"could only draw {len(out)} distinct {split} examples of {task!r}, asked for {n}")
             continue
+        misses = 0
         seen.add(key)
         prompt, completion = gen.render(problem, fmt)
         out.append(Example(task, fmt, prompt, completion, key))
-    raise ValueError(f"could only draw {len(out)} distinct {split} examples of {task!r}, asked for {n}")
+    return out
 
 
 def encode(batch_examples, tokenizer=TOKENIZER, length=None):

@@ -10,8 +10,8 @@ task              format 0 (prompt -> completion)            paper analogue
 ================  =========================================  ==============
 ``listops``       ``max(3,min(4,7),2)`` -> ``3``             LRA ListOps
 ``boolq``         ``tom cat,ann dog. ann hat?`` -> ``false`` BoolQ
-``winogrande``    ``tom older than ann. younger? 1 ann 2 tom``  Winogrande
-                  -> ``1``
+``winogrande``    ``tom older than ann. younger: ann or tom?``  Winogrande
+                  -> ``ann``
 ``gsm``           ``x=7;x+=5;x-=3;x*=2;x?`` -> ``12,9,18``   GSM8K
 ================  =========================================  ==============
 
@@ -154,7 +154,7 @@ class Winogrande:
         o1, o2 = (b, a) if swap else (a, b)
         right = self.answer(problem)
         fact = f"{a} {word} than {b}"
-        return [(f"{fact}. {question}? 1 {o1} 2 {o2}", "1" if right == o1 else "2"),
+        return [(f"{fact}. {question}: {o1} or {o2}?", right),
                 (f"{fact}. {question}?", right),
                 (f"{question}: {o1} or {o2}? {fact}.", right)][fmt]
 
