@@ -119,7 +119,7 @@ def main(argv=()):
     print(f"done in {result.seconds:.0f} s; final loss (mean of last 50) {np.mean(result.losses[-50:]):.4f}")
     card = dict(config=asdict(BASE_CONFIG), hparams=hparams, pretrain_formats="1..n-1 (format 0 held out)",
                 seconds=round(result.seconds, 1), final_loss=float(np.mean(result.losses[-50:])),
-                command="ministeer pretrain " + " ".join(argv), code_version=code_version(),
+                command=" ".join(["ministeer pretrain", *argv]), code_version=code_version(),
                 sha256=fingerprint(params), probe_prompt=FINGERPRINT_PROMPT,
                 probe_logits=[round(float(x), 4) for x in probe_logits(params, BASE_CONFIG)],
                 val_accuracy=base_accuracies(params, BASE_CONFIG),
