@@ -24,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .. import adapters as A
-from ..model import forward
+from ..model import forward, loss_fn
 from ..tasks import TASK_NAMES, accuracy, batch_sampler, encode, examples
 from ..train import TrainingDiverged
 from .pretrain import BASE_PATH, load_base
@@ -60,7 +60,7 @@ class Settings:
     clip: float = 1.0
 
 
-QUICK = dict(seeds=(0,), steps=12, batch_size=8, n_train=200, n_val=40, n_test=40)
+QUICK = dict(seeds=(0,), steps=25, batch_size=16, n_train=400, n_val=40, n_test=40)
 
 
 # ---------------------------------------------------------------- one run (runs in a worker)
@@ -94,8 +94,12 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     if split == "val":  # tie-breaker for the sweep
         batch = encode(scored)
         record["val_loss"] = float(A.adapted_loss(params, adapters, batch["tokens"], cfg, mask=batch["mask"]))
+    # did it train? the loss on a fixed training batch before (every adapter starts as a no-op) and after
+    fixed = encode(train[:64])
     k = max(1, min(10, len(result.losses) // 5))
-    record.update(loss_first=sum(result.losses[:k]) / k, loss_last=sum(result.losses[-k:]) / k,
+    record.update(loss_before=float(loss_fn(params, fixed["tokens"], cfg, mask=fixed["mask"])),
+                  loss_after=float(A.adapted_loss(params, adapters, fixed["tokens"], cfg, mask=fixed["mask"])),
+                  loss_first=sum(result.losses[:k]) / k, loss_last=sum(result.losses[-k:]) / k,
                   seconds=time.perf_counter() - start)
     return record
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np  # host side: plotting data
 
 SITE_ABLATION = ("premlp_r8", "postmlp_r8", "postblock_silu")
+MARKERS = "osD^v<>PX*hp"
 JOINT = ("lora", "postblock_silu", "joint_naive", "joint_orth_input", "joint_orth_output")
 
 
@@ -46,12 +47,14 @@ def compare_figures(rows, settings, folder):
 def accuracy_vs_params(plt, rows, path):
     """Average accuracy over tasks against the trainable fraction (log x), ± mean std."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, row in rows.items():
+    colors = plt.get_cmap("tab20").colors
+    for i, (method, row) in enumerate(rows.items()):
         if method == "base" or row["avg"] is None:
             continue
         stds = [t["std"] for t in row["tasks"].values() if t["std"] is not None]
         err = sum(stds) / len(stds) if stds else 0.0
-        ax.errorbar(row["percent"], row["avg"], yerr=err, fmt="o", capsize=3, label=row["label"])
+        ax.errorbar(row["percent"], row["avg"], yerr=err, fmt=MARKERS[i % len(MARKERS)], color=colors[i % 20],
+                    capsize=3, label=row["label"])
     if "base" in rows:
         ax.axhline(rows["base"]["avg"], color="gray", ls="--", lw=1, label=rows["base"]["label"])
     ax.set_xscale("log")
@@ -63,7 +66,7 @@ def accuracy_vs_params(plt, rows, path):
 
 def grouped_bars(plt, rows, methods, tasks, path, title):
     """Per-task bars (mean ± std over seeds) for a few methods side by side."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
         cells = [rows[method]["tasks"][t] for t in tasks]
@@ -73,7 +76,7 @@ def grouped_bars(plt, rows, methods, tasks, path, title):
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     return _save(plt, fig, path)
 
 
