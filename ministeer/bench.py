@@ -35,7 +35,6 @@ CONFIGS = {  # name -> (d_model, n_layers, n_heads, T, B); vocabulary 256 (bytes
     "c3": (256, 6, 8, 128, 32),
 }
 SLOW_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
 
 
 def make_config(name, preset, dtype):
@@ -156,9 +155,6 @@ def _reexec_if_needed(args, argv):
     changed = [k for k in SLOW_BLAS_ENV if k in env and not args.keep_env]
     for k in changed:
         del env[k]
-    if args.malloc:
-        changed += [k for k, v in MALLOC_ENV.items() if env.get(k) != v]
-        env.update(MALLOC_ENV)
     if not changed or os.environ.get("MINISTEER_BENCH_REEXEC"):
         return None
     env["MINISTEER_BENCH_REEXEC"] = ", ".join(changed)
@@ -178,7 +174,6 @@ def main(argv=None):
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if installed")
     parser.add_argument("--profile", metavar="CONFIG", help="profile a training step instead of timing")
     parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: all cores)")
-    parser.add_argument("--malloc", action="store_true", help=f"rerun with glibc malloc tuned: {MALLOC_ENV}")
     parser.add_argument("--keep-env", action="store_true", help=f"keep {'/'.join(SLOW_BLAS_ENV)} if set")
     args = parser.parse_args(argv)
     _reexec_if_needed(args, argv)
@@ -195,6 +190,8 @@ def main(argv=None):
     print(f"ministeer bench -- {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}")
     print(f"backend: {args.backend}; BLAS: {blas_info()}")
+    print("allocator: " + ("glibc tuned by the ministeer command (MINISTEER_MALLOC=0 turns it off)"
+                           if os.environ.get("MINISTEER_MALLOC", "1") != "0" else "default"))
     if os.environ.get("MINISTEER_BENCH_REEXEC"):
         print(f"re-executed with changed environment: {os.environ['MINISTEER_BENCH_REEXEC']}")
     if composed:

@@ -15,7 +15,10 @@ one primitive replaces ~10 graph nodes over the largest activations, and because
 autograd's own ``mean``/``max``/``where`` VJPs silently upcast float32 to float64.
 
 Conventions: scales are Python floats (a NumPy scalar would promote float32 to
-float64 under NumPy 2); the last axis is the feature axis.
+float64 under NumPy 2); the last axis is the feature axis. Inside a primitive, arrays
+that the primitive itself just created may be updated in place (``t *= x``, ``out=t``):
+autograd never sees them, and on a CPU each avoided temporary saves a pass over memory.
+Inputs, ``ans`` and anything a VJP closes over are never modified.
 """
 import math
 
@@ -38,7 +41,11 @@ def _sum_to(g, shape):
 
 
 def _sigmoid(x):
-    return 0.5 * (raw.tanh(0.5 * x) + 1.0)  # overflow-free form of 1/(1+e^-x)
+    s = 0.5 * x  # (tanh(x/2) + 1) / 2: the overflow-free form of 1 / (1 + e^-x)
+    s = raw.tanh(s, out=s)
+    s += 1.0  # in place: fresh temporary
+    s *= 0.5
+    return s
 
 
 def defvjp_shared(fun, make_grads):
@@ -80,8 +87,12 @@ def rms_norm(x, w, eps):
 
 def _rms_grads(g, ans, x, w, eps):
     r, xhat = _rms_stats(x, eps)
-    gw = g * w
-    return {0: lambda: r * (gw - xhat * _mean_last(gw * xhat)), 1: lambda: _sum_to(g * xhat, w.shape)}
+    def d_x():
+        gw = g * w
+        gw -= xhat * _mean_last(gw * xhat)  # in place: fresh temporary
+        gw *= r
+        return gw
+    return {0: d_x, 1: lambda: _sum_to(g * xhat, w.shape)}
 
 
 def _rms_jvp_x(dx, ans, x, w, eps):
@@ -117,8 +128,14 @@ def layer_norm(x, w, b, eps):
 
 def _ln_grads(g, ans, x, w, b, eps):
     r, xhat = _ln_stats(x, eps)
-    gw = g * w
-    return {0: lambda: r * (gw - _mean_last(gw) - xhat * _mean_last(gw * xhat)),
+    def d_x():
+        gw = g * w
+        correction = xhat * _mean_last(gw * xhat)
+        correction += _mean_last(gw)  # in place: fresh temporaries
+        gw -= correction
+        gw *= r
+        return gw
+    return {0: d_x,
             1: lambda: _sum_to(g * xhat, w.shape),
             2: lambda: _sum_to(g, raw.shape(b))}
 
@@ -144,14 +161,37 @@ def gelu_composed(x):
     return 0.5 * x * (1.0 + xp.tanh(_C * (x + _K * x * x * x)))
 
 
+def _gelu_tanh(x):
+    t = x * x  # t = tanh(c x (1 + k x^2)), built in place on one fresh array
+    t *= _K
+    t += 1.0
+    t *= x
+    t *= _C
+    return raw.tanh(t, out=t)
+
+
 @primitive
 def gelu(x):
-    return 0.5 * x * (1.0 + raw.tanh(_C * (x + _K * x * x * x)))
+    t = _gelu_tanh(x)
+    t += 1.0  # x (1 + t) / 2
+    t *= x
+    t *= 0.5
+    return t
 
 
 def _gelu_slope(x):
-    t = raw.tanh(_C * (x + _K * x * x * x))
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _C * (1.0 + 3.0 * _K * x * x)
+    t = _gelu_tanh(x)
+    d = x * x  # d = c x (1 + 3 k x^2)
+    d *= 3.0 * _K * _C
+    d += _C
+    d *= x
+    slope = t * t  # (1 + t) / 2 + (1 - t^2) d / 2
+    slope -= 1.0
+    slope *= d
+    slope -= t
+    slope -= 1.0
+    slope *= -0.5
+    return slope
 
 
 defvjp(gelu, lambda ans, x: lambda g: g * _gelu_slope(x))
@@ -166,14 +206,19 @@ def silu_composed(x):
     return x / (1.0 + xp.exp(-x))
 
 
-def _silu_slope(x):
-    s = _sigmoid(x)
-    return s * (1.0 + x * (1.0 - s))
+def _silu_slope(x, s=None, silu_x=None):
+    s = _sigmoid(x) if s is None else s
+    slope = 1.0 - s  # s + silu(x) (1 - s), which equals s (1 + x (1 - s))
+    slope *= x * s if silu_x is None else silu_x
+    slope += s
+    return slope
 
 
 @primitive
 def silu(x):
-    return x * _sigmoid(x)
+    s = _sigmoid(x)
+    s *= x
+    return s
 
 
 defvjp(silu, lambda ans, x: lambda g: g * _silu_slope(x))
@@ -186,13 +231,21 @@ def swiglu_composed(gate, up):
 
 @primitive
 def swiglu(gate, up):
-    return gate * _sigmoid(gate) * up
+    m = _sigmoid(gate)
+    m *= gate
+    m *= up
+    return m
 
 
 def _swiglu_grads(g, ans, gate, up):
     s = _sigmoid(gate)  # shared by both gradients
-    return {0: lambda: g * up * s * (1.0 + gate * (1.0 - s)),  # silu'(a) = s (1 + a (1 - s))
-            1: lambda: g * gate * s}
+    silu_gate = gate * s
+    def d_gate():
+        slope = _silu_slope(gate, s, silu_gate)
+        slope *= up
+        slope *= g
+        return slope
+    return {0: d_gate, 1: lambda: g * silu_gate}
 
 
 defvjp_shared(swiglu, _swiglu_grads)
@@ -233,13 +286,18 @@ def _scores(q, k, scale):
 
 @primitive
 def attention_pattern(q, k, scale):
-    s = raw.where(_causal_mask(q.shape[2]), _scores(q, k, scale), -raw.inf)
-    e = raw.exp(s - raw.max(s, axis=-1, keepdims=True))
-    return e / raw.sum(e, axis=-1, keepdims=True)
+    e = raw.where(_causal_mask(q.shape[2]), _scores(q, k, scale), -raw.inf)
+    e -= raw.max(e, axis=-1, keepdims=True)  # in place: fresh temporary
+    e = raw.exp(e, out=e)
+    e /= raw.sum(e, axis=-1, keepdims=True)
+    return e
 
 
 def _softmax_vjp(p, g):
-    return p * (g - raw.sum(g * p, axis=-1, keepdims=True))
+    d = g * p  # p * (g - sum(g * p))
+    d = g - raw.sum(d, axis=-1, keepdims=True)
+    d *= p
+    return d
 
 
 def _attention_grads(g, ans, q, k, scale):
