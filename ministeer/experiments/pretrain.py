@@ -34,29 +34,24 @@ BASE_PATH = DATA_DIR / "base.npz"
 CARD_PATH = DATA_DIR / "base.json"
 BASE_CONFIG = Config.llama(vocab_size=TOKENIZER.vocab_size, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2,
                            d_mlp=128, n_ctx=64, dtype="float32")
-DEFAULTS = dict(steps=10000, batch_size=32, lr=3e-3, warmup=100, schedule="cosine", weight_decay=0.01,
-                clip=1.0, init_seed=0, data_seed=0, per_task_format=4000, boolq_weight=3)
+DEFAULTS = dict(steps=5000, batch_size=32, lr=3e-3, warmup=100, schedule="cosine", weight_decay=0.01,
+                clip=1.0, init_seed=0, data_seed=0, per_task_format=4000)
 FINGERPRINT_PROMPT = "max(3,min(4,7),2)"
 
 
-def mixture(data_seed, per_task_format, boolq_weight=1):
-    """Train-split examples of every task in every non-benchmark format (1..n-1).
-
-    BoolQ gets ``boolq_weight`` times as many: its passage lookup sits on a long loss
-    plateau (a yes/no answer gives little signal until the lookup forms), so it needs
-    more steps than the other skills."""
+def mixture(data_seed, per_task_format):
+    """Train-split examples of every task in every non-benchmark format (1..n-1)."""
     pool = []
     for task in TASK_NAMES:
-        n = per_task_format * (boolq_weight if task == "boolq" else 1)
         for fmt in range(1, get_task(task).n_formats):
-            pool += examples(task, "train", n, seed=data_seed, fmt=fmt)
+            pool += examples(task, "train", per_task_format, seed=data_seed, fmt=fmt)
     return pool
 
 
 def pretrain(cfg=BASE_CONFIG, progress=True, **overrides):
     """``(params, FitResult)`` for the base model with the ``DEFAULTS`` (or ``overrides``)."""
     h = {**DEFAULTS, **overrides}
-    pool = mixture(h["data_seed"], h["per_task_format"], h["boolq_weight"])
+    pool = mixture(h["data_seed"], h["per_task_format"])
     data = batch_sampler(pool, h["batch_size"], seed=h["data_seed"])
     objective = lambda params, batch: loss_fn(params, batch["tokens"], cfg, mask=batch["mask"])
     result = fit(objective, init_params(cfg, h["init_seed"]), data, steps=h["steps"], lr=h["lr"],

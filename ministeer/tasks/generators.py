@@ -94,17 +94,12 @@ class ListOps:
 
 
 class BoolQ:
-    """Who has what: a passage of two facts and a yes/no question about one pair.
-
-    A "no" asks about the other person's object or about nobody's, so answering needs the
-    binding of name to object, not just whether the object is mentioned. Two facts, not
-    more: even so this is the slowest skill for the base model to pick up (docs/results.md)."""
+    """Who has what: a passage of 2-3 facts and a yes/no question about one pair."""
     name = "boolq"
     n_formats = 3
-    n_facts = 2
 
     def sample(self, rng):
-        n = self.n_facts
+        n = int(rng.integers(2, 4))
         names = [NAMES[i] for i in rng.choice(len(NAMES), n, replace=False)]
         objects = [OBJECTS[i] for i in rng.choice(len(OBJECTS), n + 1, replace=False)]
         facts = tuple(zip(names, objects[:n]))
