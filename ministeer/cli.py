@@ -21,9 +21,8 @@ COMMANDS = {  # name -> ("module:function", one-line help)
 
 def usage():
     lines = ["usage: ministeer <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "ministeer <command> --help shows a command's options."]
-    return "\n".join(lines)
+    lines = lines + [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines + ["", "ministeer <command> --help shows a command's options."])
 
 
 def tune_allocator():

@@ -85,7 +85,7 @@ PRESETS = {"llama": Config.llama, "gpt2": Config.gpt2}
 def _linear_init(rng, d_out, d_in, std, bias, dtype):
     p = {"weight": from_numpy(rng.normal(0.0, std, (d_out, d_in)), dtype)}
     if bias:
-        p["bias"] = from_numpy(np.zeros(d_out), dtype)
+        p["bias"] = from_numpy(np.zeros(d_out), dtype)  # not traced: building the dict
     return p
 
 
@@ -186,7 +186,10 @@ def forward(params, tokens, cfg, hooks=None):
     order). Hooks must return a new array of the same shape; they are differentiated
     like any other code.
     """
-    tokens = check_tokens(tokens, cfg)
+    return _forward_checked(params, check_tokens(tokens, cfg), cfg, hooks)
+
+
+def _forward_checked(params, tokens, cfg, hooks):
     site = _site_caller(resolve_hooks(cfg, hooks))
     B, T = tokens.shape
     embed = params["model"]["embed_tokens"]["weight"]
@@ -242,7 +245,7 @@ def run_with_cache(params, tokens, cfg, names=None, hooks=None):
     """
     cache = {}
     def record(x, name):
-        cache[name] = x
+        cache[name] = x  # not traced: a side record of the value
         return x
     patterns = ["*"] if names is None else ([names] if isinstance(names, str) else list(names))
     merged = resolve_hooks(cfg, hooks)
@@ -263,7 +266,7 @@ def loss_fn(params, tokens, cfg, targets=None, mask=None, hooks=None):
     if targets is None:
         tokens, targets = tokens[:, :-1], tokens[:, 1:]
         mask = None if mask is None else mask[:, 1:]
-    logits = forward(params, tokens, cfg, hooks)
+    logits = _forward_checked(params, tokens, cfg, hooks)  # tokens were checked above
     B, T, V = logits.shape
     weights = raw.ones((B * T,), dtype=logits.dtype) if mask is None else \
         as_backend_array(mask).reshape(-1).astype(logits.dtype)
