@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
@@ -141,15 +142,16 @@ def _bar(total, desc):
     except ImportError:
         print(f"{desc}: {total} runs (install tqdm for a progress bar)")
         return None
-    return tqdm(total=total, desc=desc, dynamic_ncols=True)
+    quiet_log = not sys.stderr.isatty()  # a log file or CI: redraw every 15 s, not every run
+    return tqdm(total=total, desc=desc, dynamic_ncols=True, mininterval=15.0 if quiet_log else 0.1)
 
 
 def _tick(bar, record):
     if bar is not None:
         acc = record["accuracy"]
         bar.set_postfix_str(f"{record['method']}/{record['task']}/s{record['seed']}: "
-                            + ("diverged" if acc is None else f"{100 * acc:.1f}%"))
-        bar.update(1)
+                            + ("diverged" if acc is None else f"{100 * acc:.1f}%"), refresh=False)
+        bar.update(1)  # redraws at most every mininterval
 
 
 def _close(bar, records):
