@@ -9,6 +9,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
+from ministeer import adapters as A
 from ministeer.cli import COMMANDS
 from ministeer.experiments import compare
 from ministeer.experiments.pretrain import (BASE_CONFIG, CARD_PATH, fingerprint, load_base, load_card,
@@ -38,7 +39,7 @@ def test_stored_learning_rates_cover_every_method_and_task_from_their_grids():
     lrs = compare.load_lrs()
     for method in compare.METHODS:
         for task in TASK_NAMES:
-            assert compare.lookup_lr(lrs, method, task) in compare.GRIDS[compare.GRID_OF[method]]
+            assert compare.lookup_lr(lrs, method, task) in A.METHODS[method].lr_grid
     with pytest.raises(KeyError, match="--sweep"):
         compare.lookup_lr(lrs, "nonexistent", "gsm")
 

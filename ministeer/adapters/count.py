@@ -68,7 +68,7 @@ def count_params(cfg, method):
     if isinstance(method, str):
         if method not in METHODS:
             raise KeyError(f"unknown method {method!r}; valid: {sorted(METHODS)}")
-        specs = list(METHODS[method]["adapters"].values())
+        specs = list(METHODS[method].adapters.values())
     elif isinstance(method, dict) and "kind" in method:
         specs = [method]
     elif isinstance(method, dict) and all(isinstance(v, dict) for v in method.values()):

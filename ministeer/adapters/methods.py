@@ -1,8 +1,8 @@
 """Every method the paper compares, by name, and one call to train it.
 
-``METHODS[name]`` holds the adapters (name -> spec fields), the default learning rate,
-the paper's 5-point lr grid (NOTES.md §8: SFT, LoRA, steering grids) and, for joint
-methods, the orthogonality constraint (NOTES.md §7). ``train_method`` builds the adapters
+``METHODS[name]`` is a ``Method``: the adapters (name -> spec fields), the label shown in
+tables, the default learning rate, the 5-point grid ``compare --sweep`` chooses from and,
+for joint methods, the orthogonality constraint (docs/06-joint-adaptation.md). ``train_method`` builds the adapters
 on a frozen base and runs ``fit`` on the completion-only SFT loss.
 
 Names: full, lora, loreft, direft, postblock_linear, postblock_silu, postblock_vector,
@@ -10,49 +10,63 @@ postblock_r1, attnout_r8, premlp_r8, postmlp_r8, joint_naive, joint_orth_input,
 joint_orth_output. Smoke-tested in tests/test_adapters_train.py.
 """
 import math
+from dataclasses import dataclass
 
 from ..train import fit
 from .core import as_adapters, get_kind, init_adapter, make_spec, objective, trainable_of, with_trainable
 from .joint import orth_projector
 from .lora import full
 
-SFT_GRID = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4)
-LORA_GRID = (5e-5, 1e-4, 3e-4, 7e-4, 1.5e-3)
-STEER_GRID = (5e-4, 1e-3, 2e-3, 3e-3, 5e-3)
+# Learning-rate grids, per family of method. The paper sweeps 5 values per method for 1B-8B
+# models trained for an epoch; this 0.1M-parameter model trained for a few hundred steps needs
+# larger steps. Same shape: 5 points, ~30x span. ``ministeer compare --sweep`` picks from these.
+FULL_GRID = (3e-4, 1e-3, 2e-3, 4e-3, 1e-2)
+LORA_GRID = (1e-3, 3e-3, 6e-3, 1e-2, 3e-2)
+STEER_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 
 LORA8_ALL = dict(kind="lora", r=8, alpha=8.0, targets="all-linear")  # = q,k,v,o,gate,up,down (gelu: no gate)
 POSTBLOCK = dict(kind="lowrank", sites="post_block", r=8, activation="silu")
 
 
-def _method(adapters, lr, grid, orth=None, doc=""):
-    return dict(adapters=adapters, lr=lr, lr_grid=grid, orth=orth, doc=doc)
+@dataclass(frozen=True)
+class Method:
+    """One row of the comparison: which adapters, how they are shown, and their learning rates.
+
+    adapters -- ``{adapter name: spec fields}``, built by ``build_method``.
+    label    -- the name printed in tables and figures.
+    lr       -- the default learning rate of ``train_method``: the paper's value for 1B-8B
+                models; toy-scale runs pass their own (``lr_grid``).
+    lr_grid  -- the values ``ministeer compare --sweep`` chooses from on validation.
+    orth     -- joint methods: the orthogonality projection (``joint.orth_projector``).
+    """
+    adapters: dict
+    label: str
+    lr: float
+    lr_grid: tuple
+    orth: dict = None
 
 
 METHODS = {
-    "full": _method({"full": dict(kind="full")}, 2e-5, SFT_GRID, doc="full fine-tuning (SFT)"),
-    "lora": _method({"lora": LORA8_ALL}, 3e-4, LORA_GRID, doc="LoRA r=8 on q,k,v,o,gate,up,down"),
-    "loreft": _method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, 2e-3, STEER_GRID,
-                      doc="LoReFT r=8 at block outputs, first+last prompt token"),
-    "direft": _method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, 2e-3, STEER_GRID,
-                      doc="DiReFT r=8 at block outputs, first+last prompt token"),
-    "postblock_linear": _method({"steer": dict(POSTBLOCK, activation="linear")}, 2e-3, STEER_GRID,
-                                doc="post-block low-rank r=8, phi = identity"),
-    "postblock_silu": _method({"steer": POSTBLOCK}, 2e-3, STEER_GRID, doc="post-block low-rank r=8, phi = SiLU"),
-    "postblock_vector": _method({"steer": dict(kind="vector", sites="post_block")}, 2e-3, STEER_GRID,
-                                doc="one post-block vector per layer, every token"),
-    "postblock_r1": _method({"steer": dict(POSTBLOCK, r=1)}, 2e-3, STEER_GRID, doc="post-block rank 1, SiLU"),
-    "attnout_r8": _method({"steer": dict(POSTBLOCK, sites="blocks.*.hook_attn_out")}, 2e-3, STEER_GRID,
-                          doc="low-rank r=8 on the attention output"),
-    "premlp_r8": _method({"steer": dict(POSTBLOCK, sites="pre_mlp")}, 2e-3, STEER_GRID,
-                         doc="low-rank r=8 on the normalized MLP input"),
-    "postmlp_r8": _method({"steer": dict(POSTBLOCK, sites="post_mlp")}, 2e-3, STEER_GRID,
-                          doc="low-rank r=8 on the MLP output"),
-    "joint_naive": _method({"lora": LORA8_ALL, "steer": POSTBLOCK}, 2e-4, LORA_GRID,
-                           orth=dict(mode="none"), doc="LoRA + post-block, one loss"),
-    "joint_orth_input": _method({"lora": LORA8_ALL, "steer": POSTBLOCK}, 2e-4, LORA_GRID,
-                                orth=dict(mode="input", every="step"), doc="joint, D <- D (I - V V^T) (official code)"),
-    "joint_orth_output": _method({"lora": LORA8_ALL, "steer": POSTBLOCK}, 2e-4, LORA_GRID,
-                                 orth=dict(mode="output", every="step"), doc="joint, U <- (I - V V^T) U"),
+    "full": Method({"full": dict(kind="full")}, "Full FT", 2e-5, FULL_GRID),
+    "lora": Method({"lora": LORA8_ALL}, "LoRA r=8", 3e-4, LORA_GRID),
+    "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, STEER_GRID),
+    "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3, STEER_GRID),
+    "postblock_linear": Method({"steer": dict(POSTBLOCK, activation="linear")}, "Post-block r=8 (linear)",
+                               2e-3, STEER_GRID),
+    "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3, STEER_GRID),
+    "postblock_vector": Method({"steer": dict(kind="vector", sites="post_block")}, "Post-block vector",
+                               2e-3, STEER_GRID),
+    "postblock_r1": Method({"steer": dict(POSTBLOCK, r=1)}, "Post-block r=1", 2e-3, STEER_GRID),
+    "attnout_r8": Method({"steer": dict(POSTBLOCK, sites="blocks.*.hook_attn_out")}, "Attn-out r=8 (SiLU)",
+                         2e-3, STEER_GRID),
+    "premlp_r8": Method({"steer": dict(POSTBLOCK, sites="pre_mlp")}, "Pre-MLP r=8 (SiLU)", 2e-3, STEER_GRID),
+    "postmlp_r8": Method({"steer": dict(POSTBLOCK, sites="post_mlp")}, "Post-MLP r=8 (SiLU)", 2e-3, STEER_GRID),
+    "joint_naive": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint LoRA+post-block (naive)", 2e-4,
+                          LORA_GRID, orth=dict(mode="none")),
+    "joint_orth_input": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. input (D)", 2e-4,
+                               LORA_GRID, orth=dict(mode="input", every="step")),
+    "joint_orth_output": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. output (U)", 2e-4,
+                                LORA_GRID, orth=dict(mode="output", every="step")),
 }
 
 
@@ -64,7 +78,7 @@ def method_specs(name, **overrides):
     """
     if name not in METHODS:
         raise KeyError(f"unknown method {name!r}; valid: {sorted(METHODS)}")
-    specs = {k: dict(v) for k, v in METHODS[name]["adapters"].items()}
+    specs = {k: dict(v) for k, v in METHODS[name].adapters.items()}
     for key, value in overrides.items():
         if key in specs:
             specs[key].update(value)
@@ -100,7 +114,7 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
 
     data -- ``fit``'s data: a function ``step -> batch`` or an iterable of batches, each
             ``{"tokens": int [B, T], "mask": float [B, T]}`` (mask 1 = supervised completion token).
-    lr   -- default ``METHODS[name]["lr"]``; ``group_lr`` maps adapter names to their own lr.
+    lr   -- default ``METHODS[name].lr``; ``group_lr`` maps adapter names to their own lr.
     warmup -- steps of linear warmup; default 3% of ``steps`` (the paper code's 0.03).
     orth_every -- joint methods: "step" (default), "init" or N steps.
     adapters -- start from these instead of a fresh init (e.g. to continue training).
@@ -110,12 +124,12 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
     if adapters is not None and overrides:
         raise TypeError(f"pass either adapters= or field overrides {sorted(overrides)}, not both")
     adapters = as_adapters(adapters) if adapters is not None else build_method(name, cfg, params, seed, **overrides)
-    orth = METHODS[name]["orth"]
+    orth = METHODS[name].orth
     project = None
     if orth is not None and orth["mode"] != "none":
         project = orth_projector(orth["mode"], orth_every or orth["every"])
     result = fit(objective(params, adapters, cfg), trainable_of(adapters), data, steps=steps,
-                 lr=METHODS[name]["lr"] if lr is None else lr, weight_decay=weight_decay, schedule=schedule,
+                 lr=METHODS[name].lr if lr is None else lr, weight_decay=weight_decay, schedule=schedule,
                  warmup=math.ceil(0.03 * steps) if warmup is None else warmup, clip=clip, group_lr=group_lr,
                  project=project, progress=progress, callback=callback)
     return with_trainable(adapters, result.params), result

@@ -11,8 +11,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import adapters as A
-from .compare import LABELS
 from .pretrain import load_base
+
+BASE_LABEL = "Base model (no adaptation)"
 
 
 def _mean_std(values):
@@ -38,14 +39,14 @@ def summarize(records, base, settings, cfg):
                                loss_last=_mean_std([r.get("loss_last") for r in runs])[0])
         means = [t["mean"] for t in tasks.values()]
         avg = sum(means) / len(means) if None not in means else None
-        rows[method] = dict(label=LABELS[method], percent=A.count_params(cfg, method).percent,
+        rows[method] = dict(label=A.METHODS[method].label, percent=A.count_params(cfg, method).percent,
                             trainable=A.count_params(cfg, method).trainable, tasks=tasks, avg=avg)
     full = rows.get("full")
     for row in rows.values():
         ok = full is not None and row["avg"] is not None and full["avg"] is not None
         row["gap"] = row["avg"] - full["avg"] if ok else None
     base_avg = sum(base.values()) / len(base) * 100
-    rows["base"] = dict(label=LABELS["base"], percent=0.0, trainable=0, avg=base_avg,
+    rows["base"] = dict(label=BASE_LABEL, percent=0.0, trainable=0, avg=base_avg,
                         gap=base_avg - full["avg"] if full and full["avg"] is not None else None,
                         tasks={t: dict(mean=100 * a, std=0.0, n=1, diverged=0, lr=None) for t, a in base.items()})
     return rows
