@@ -17,6 +17,7 @@ import fnmatch
 import numpy as np  # host side only: initialization
 
 from ..model import param_shapes
+from ..sites import check_layers
 from ..tree import get_path, set_path
 from .core import Adapter, Kind, init_adapter, make_spec, register
 
@@ -51,9 +52,7 @@ def resolve_targets(cfg, targets, layers=None):
                            f"under 'model.layers.<l>.'" + (", and 'lm_head'" if "lm_head" in modules else ""))
         chosen += hits
     if layers is not None:
-        bad = [l for l in layers if not (isinstance(l, int) and 0 <= l < cfg.n_layers)]
-        if bad:
-            raise ValueError(f"layers {bad} out of range: this config has layers 0..{cfg.n_layers - 1}")
+        check_layers(cfg, layers)
         chosen = [p for p in chosen if p.startswith("model.layers.") and int(p.split(".")[2]) in layers]
     chosen = [p for p in modules if p in set(chosen)]  # forward order, no duplicates
     if not chosen:

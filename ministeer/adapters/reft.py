@@ -22,7 +22,9 @@ W, b is not a no-op.
 import numpy as np  # host side only: initialization
 
 from ..backend import from_numpy, to_numpy, xp
-from .core import Kind, check_positions, init_adapter, make_spec, register, select_sites
+from ..sites import select_sites
+from .core import Kind, init_adapter, make_spec, register
+from .positions import check_positions
 from .steer import kaiming_uniform, width
 
 

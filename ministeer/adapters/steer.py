@@ -18,7 +18,9 @@ import numpy as np  # host side only: initialization
 
 from .. import ops
 from ..backend import xp
-from .core import Kind, check_positions, init_adapter, make_spec, register, select_sites, site_shape
+from ..sites import select_sites, site_shape
+from .core import Kind, init_adapter, make_spec, register
+from .positions import check_positions
 
 ACTIVATIONS = {
     "linear": lambda x: x,
