@@ -3,7 +3,8 @@
 Adapter shapes come from the same ``Kind.shapes`` that initialization uses, so the count
 is the size of what ``init_adapter`` would build (checked in tests/test_adapters_count.py,
 which also checks the closed forms: post-block 2 r d L, vector d L, LoRA r (in + out) per
-module). On Llama-3.2-1B shapes this reproduces the paper's percentages (NOTES.md §6):
+module). On Llama-3.2-1B shapes this reproduces the paper's percentages
+(arXiv 2603.00425 and the authors' blog post "Activation Steering vs. Finetuning"):
 post-block r=8 0.042%, vector 0.003%, rank 1 0.005%, LoRA r=8 all-linear 0.45%.
 """
 from math import prod

@@ -1,8 +1,8 @@
 """Folding adapters into the base weights, exactly where the algebra allows it.
 
 An activation adapter whose shift is affine in the activation, ``delta(h) = P Q h + c`` at
-every position, can be absorbed by a linear layer next to its site (NOTES.md §4, the
-"weight update as activation shift" correspondence read backwards):
+every position, can be absorbed by a linear layer next to its site (the paper's
+"weight update as activation shift" correspondence read backwards, docs/02-weight-updates-as-shifts.md):
 
 * right after a linear ``y = W x + b`` (``hook_attn_out`` <- o_proj, ``hook_mlp_out`` <- down_proj,
   ``attn.hook_q/k/v``, ``mlp.hook_pre/pre_linear``):  W <- (I + PQ) W,  b <- (I + PQ) b + c;

@@ -1,6 +1,7 @@
 """Joint adaptation: LoRA and post-block steering under one loss, with the orthogonality constraint.
 
-NOTES.md §7. At each layer l, let ``B`` [d, r] be the ``lora_B`` factor of the MLP down
+The paper's joint adaptation, as the official code implements it
+(https://github.com/SprocketLab/steerling; docs/06-joint-adaptation.md). At each layer l, let ``B`` [d, r] be the ``lora_B`` factor of the MLP down
 projection (``Delta W_d = s B A``) and ``V`` [d, k] an orthonormal basis of col(B)
 (k = rank B, from an SVD; k = 0 when B = 0, e.g. at init). Then either
 

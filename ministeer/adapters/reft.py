@@ -1,6 +1,6 @@
 """ReFT interventions as pyreft defines them (Wu et al. 2024), as activation adapters.
 
-LoReFT (NOTES.md §4.4):   h <- h + R^T (W h + b - R h),   R: [r, d] with orthonormal rows,
+LoReFT (pyreft, https://github.com/stanfordnlp/pyreft):   h <- h + R^T (W h + b - R h),   R: [r, d] with orthonormal rows,
 DiReFT:                   h <- h + R^T (W h + b),         R: [r, d] unconstrained,
 
 with W: [r, d], b: [r], applied at chosen positions of chosen layers (pyreft's
