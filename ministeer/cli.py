@@ -7,7 +7,7 @@ import importlib
 import sys
 
 COMMANDS = {  # name -> ("module:function", one-line help)
-    "sites": ("ministeer.sites:main", "print the table of intervention sites"),
+    "sites": ("ministeer.cli:sites", "print the table of intervention sites"),
     "bench": ("ministeer.perf.bench:main", "ms per training step and forward, vs PyTorch eager if installed"),
     "verify": ("ministeer.verify:main", "check every claim of the paper on random models (and --model DIR)"),
     "exercises": ("ministeer.exercises:main", "grade exercise answers (a file or folder; --list shows them)"),
@@ -21,6 +21,17 @@ def usage():
     lines = ["usage: ministeer <command> [options]", "", "commands:"]
     lines = lines + [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines + ["", "ministeer <command> --help shows a command's options."])
+
+
+def sites(argv=()):
+    """``ministeer sites [--preset llama|gpt2]``: print the site table."""
+    import argparse
+    from .model import PRESETS
+    from .sites import site_table
+    parser = argparse.ArgumentParser(prog="ministeer sites", description="List every intervention site.")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="llama")
+    args = parser.parse_args(argv)
+    print(site_table(PRESETS[args.preset]()))
 
 
 def main(argv=None):
