@@ -72,6 +72,81 @@ def _lr_tree(trainable, lr, group_lr):
     return {k: tree_map(lambda _: group_lr.get(k, lr), v) for k, v in trainable.items()}
 
 
+# ---------------------------------------------------------------- AdamW
+# m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+# p <- p - lr * (m / c1 / (sqrt(v / c2) + eps) + wd * p),  c_i = 1 - b_i^step   (train.1)
+# The update is elementwise, so it runs on one flat buffer per dtype: ~10 large ufunc
+# calls per step instead of ~10 per leaf (a model has 30+ leaves, LoRA often 100+).
+# Every element sees the same operations in the same order as the per-leaf form
+# (``adamw_reference``), so the results are bitwise equal (tests/test_fused.py).
+
+
+def adamw_reference(p, g, m, v, step, lr, b1, b2, eps, weight_decay):
+    """(train.1) on one array: the readable per-leaf form the flat update must equal."""
+    m = b1 * m + (1.0 - b1) * g
+    v = b2 * v + (1.0 - b2) * g * g
+    c1, c2 = 1.0 - b1 ** step, 1.0 - b2 ** step
+    return p - lr * ((m / c1) / (raw.sqrt(v / c2) + eps) + weight_decay * p), m, v
+
+
+class AdamW:
+    """The optimizer state of ``fit``: first and second moments, one flat buffer per dtype."""
+
+    def __init__(self, trainable, lrs, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        leaves = tree_leaves(trainable)
+        self.shapes = [raw.shape(p) for p in leaves]
+        self.groups = {}  # dtype -> indices of its leaves, in tree order
+        for i, p in enumerate(leaves):
+            self.groups.setdefault(p.dtype, []).append(i)
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.m = {dt: raw.zeros(sum(leaves[i].size for i in idx), dtype=dt) for dt, idx in self.groups.items()}
+        self.v = {dt: raw.zeros_like(buf) for dt, buf in self.m.items()}
+        lr_leaves = tree_leaves(lrs)
+        self.lrs = {dt: [lr_leaves[i] for i in idx] for dt, idx in self.groups.items()}
+        self.step_count = 0
+
+    def _pack(self, leaves, dt):
+        return raw.concatenate([raw.ravel(leaves[i]) for i in self.groups[dt]])
+
+    def _lr(self, dt, factor):
+        """The step size of every element: a scalar when the whole group shares one lr."""
+        lrs = self.lrs[dt]
+        if all(lr == lrs[0] for lr in lrs):
+            return lrs[0] * factor
+        sizes = [math.prod(self.shapes[i]) for i in self.groups[dt]]
+        return raw.concatenate([raw.full(n, lr * factor, dtype=dt) for n, lr in zip(sizes, lrs)])
+
+    def update(self, trainable, grads, factor=1.0):
+        """One AdamW step; returns new trainables (fresh arrays: the inputs are never modified)."""
+        self.step_count += 1
+        b1, b2 = self.betas
+        c1, c2 = 1.0 - b1 ** self.step_count, 1.0 - b2 ** self.step_count
+        params, g_leaves = tree_leaves(trainable), tree_leaves(grads)
+        new = [None] * len(params)
+        for dt, idx in self.groups.items():
+            p, g, m, v = self._pack(params, dt), self._pack(g_leaves, dt), self.m[dt], self.v[dt]
+            # (train.1) in place on our own buffers, operation for operation as adamw_reference
+            m *= b1
+            m += (1.0 - b1) * g
+            g2 = (1.0 - b2) * g
+            g2 *= g
+            v *= b2
+            v += g2
+            step = raw.sqrt(raw.divide(v, c2, out=g2), out=g2)
+            step += self.eps
+            step = raw.divide(m / c1, step, out=step)
+            step += self.weight_decay * p
+            step *= self._lr(dt, factor)
+            p = raw.subtract(p, step, out=step)  # fresh: the caller may keep the old params
+            offset = 0
+            for i in idx:
+                n = math.prod(self.shapes[i])
+                new[i] = p[offset:offset + n].reshape(self.shapes[i])
+                offset += n
+        leaves = iter(new)
+        return tree_map(lambda _: next(leaves), trainable)
+
+
 def _batches(data):
     if callable(data):
         step = 0
@@ -111,9 +186,7 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
     """
     value_and_grad_fn = value_and_grad(objective)
     lrs = _lr_tree(trainable, lr, group_lr)
-    m = tree_map(raw.zeros_like, trainable)
-    v = tree_map(raw.zeros_like, trainable)
-    b1, b2 = betas
+    optimizer = AdamW(trainable, lrs, betas, eps, weight_decay)
     bar = _progress_bar(steps) if progress else None
     result, start, source = FitResult(trainable), time.perf_counter(), _batches(data)
     for step in range(steps):
@@ -127,13 +200,7 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
             scale = raw.minimum(1.0, clip / (_norm_on_device(grads) + 1e-12))
             grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
         factor = learning_rate(step, steps, 1.0, schedule, warmup)
-        m = tree_map(lambda m_, g: b1 * m_ + (1.0 - b1) * g, m, grads)
-        v = tree_map(lambda v_, g: b2 * v_ + (1.0 - b2) * g * g, v, grads)
-        c1, c2 = 1.0 - b1 ** (step + 1), 1.0 - b2 ** (step + 1)
-        trainable = tree_map(
-            lambda p, m_, v_, lr_: p - (lr_ * factor) * ((m_ / c1) / (raw.sqrt(v_ / c2) + eps)
-                                                        + weight_decay * p),
-            trainable, m, v, lrs)
+        trainable = optimizer.update(trainable, grads, factor)
         result.losses.append(loss)
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4f}")
