@@ -40,7 +40,7 @@ if os.environ.get("MINISTEER_NUMEXPR") == "0":
 # when it is installed. Only the ones that measured faster end to end are listed; the
 # others are recorded in docs/performance.md. ``ministeer bench --fused`` overrides it.
 FUSED = set()
-FUSABLE = ("rms_norm", "layer_norm", "gelu", "swiglu", "attention_pattern")  # have a numexpr path
+FUSABLE = ("rms_norm", "layer_norm", "gelu", "swiglu", "attention_pattern", "adamw")  # have a numexpr path
 
 # ---------------------------------------------------------------- helpers (raw only)
 
@@ -68,11 +68,11 @@ def _fused(name, *arrays):
     return _numexpr is not None and name in FUSED and all(type(a) is _np.ndarray for a in arrays)
 
 
-def _ne(expr, dtype, **arrays):
+def _ne(expr, dtype, out=None, **arrays):
     """numexpr ``expr`` over ``arrays``. Float constants must be names passed in ``arrays``
     (cast here to ``dtype``): a literal like 0.5 is a double and would promote float32."""
     names = {k: (v if hasattr(v, "shape") else _np.asarray(v, dtype)) for k, v in arrays.items()}
-    return _numexpr.evaluate(expr, local_dict=names)
+    return _numexpr.evaluate(expr, local_dict=names, out=out)
 
 
 def defvjp_shared(fun, make_grads):

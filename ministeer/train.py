@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from autograd import value_and_grad
 
+from . import ops
 from .backend import raw, to_numpy
 from .tree import named_leaves, tree_leaves, tree_map
 
@@ -78,7 +79,7 @@ def _lr_tree(trainable, lr, group_lr):
 # The update is elementwise, so it runs on one flat buffer per dtype: ~10 large ufunc
 # calls per step instead of ~10 per leaf (a model has 30+ leaves, LoRA often 100+).
 # Every element sees the same operations in the same order as the per-leaf form
-# (``adamw_reference``), so the results are bitwise equal (tests/test_fused.py).
+# (``adamw_reference``), so the results are bitwise equal (tests/test_adamw.py).
 
 
 def adamw_reference(p, g, m, v, step, lr, b1, b2, eps, weight_decay):
@@ -125,19 +126,10 @@ class AdamW:
         new = [None] * len(params)
         for dt, idx in self.groups.items():
             p, g, m, v = self._pack(params, dt), self._pack(g_leaves, dt), self.m[dt], self.v[dt]
-            # (train.1) in place on our own buffers, operation for operation as adamw_reference
-            m *= b1
-            m += (1.0 - b1) * g
-            g2 = (1.0 - b2) * g
-            g2 *= g
-            v *= b2
-            v += g2
-            step = raw.sqrt(raw.divide(v, c2, out=g2), out=g2)
-            step += self.eps
-            step = raw.divide(m / c1, step, out=step)
-            step += self.weight_decay * p
-            step *= self._lr(dt, factor)
-            p = raw.subtract(p, step, out=step)  # fresh: the caller may keep the old params
+            if ops._fused("adamw", p, g):  # the same lines as numexpr passes: bitwise equal too
+                p = self._update_fused(p, g, m, v, c1, c2, self._lr(dt, factor))
+            else:
+                p = self._update_plain(p, g, m, v, c1, c2, self._lr(dt, factor))
             offset = 0
             for i in idx:
                 n = math.prod(self.shapes[i])
@@ -145,6 +137,29 @@ class AdamW:
                 offset += n
         leaves = iter(new)
         return tree_map(lambda _: next(leaves), trainable)
+
+    def _update_plain(self, p, g, m, v, c1, c2, lr):
+        """(train.1) in place on our own buffers m, v, operation for operation as adamw_reference."""
+        b1, b2 = self.betas
+        m *= b1
+        m += (1.0 - b1) * g
+        g2 = (1.0 - b2) * g
+        g2 *= g
+        v *= b2
+        v += g2
+        step = raw.sqrt(raw.divide(v, c2, out=g2), out=g2)
+        step += self.eps
+        step = raw.divide(m / c1, step, out=step)
+        step += self.weight_decay * p
+        step *= lr
+        return raw.subtract(p, step, out=step)  # fresh: the caller may keep the old params
+
+    def _update_fused(self, p, g, m, v, c1, c2, lr):
+        b1, b2 = self.betas
+        ops._ne("b1 * m + ob1 * g", p.dtype, out=m, b1=b1, m=m, ob1=1.0 - b1, g=g)
+        ops._ne("b2 * v + ob2 * g * g", p.dtype, out=v, b2=b2, v=v, ob2=1.0 - b2, g=g)
+        return ops._ne("p - lr * ((m / c1) / (sqrt(v / c2) + eps) + wd * p)", p.dtype, p=p, lr=lr, m=m, c1=c1,
+                       v=v, c2=c2, eps=self.eps, wd=self.weight_decay)
 
 
 def _batches(data):

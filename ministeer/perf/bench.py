@@ -176,6 +176,14 @@ def main(argv=None):
     parser.add_argument("--profile", metavar="CONFIG", help="profile a training step instead of timing")
     parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: all cores)")
     parser.add_argument("--keep-env", action="store_true", help=f"keep {'/'.join(SLOW_BLAS_ENV)} if set")
+    parser.add_argument("--fused", help="numexpr paths to use: a comma list from "
+                        f"{list(ops.FUSABLE)}, 'all' or 'none' (default: ops.FUSED, the ones that pay)")
+    parser.add_argument("--ab", metavar="VARIANTS", help="interleaved A/B of comma-separated variants "
+                        "instead of the table (see ministeer/perf/ab.py)")
+    parser.add_argument("--ab-optimizer", action="store_true", help="A/B: flat vs per-leaf AdamW update")
+    parser.add_argument("--ab-malloc", action="store_true", help="A/B: allocator tuning on a compare run")
+    parser.add_argument("--scaling", action="store_true", help="ms and peak memory as T and d double")
+    parser.add_argument("--figure", help="with --scaling: write the log-log figure here (matplotlib)")
     args = parser.parse_args(argv)
     _reexec_if_needed(args, argv)
     tuned = tune_allocator()
@@ -197,6 +205,14 @@ def main(argv=None):
         print(f"re-executed with changed environment: {os.environ['MINISTEER_BENCH_REEXEC']}")
     if composed:
         print(f"composed (not fused) ops: {', '.join(composed)}")
+    if args.fused is not None:
+        ops.FUSED = set(ops.FUSABLE) if args.fused == "all" else {n for n in args.fused.split(",") if n != "none"}
+        if ops.FUSED - set(ops.FUSABLE):
+            parser.error(f"--fused: unknown {sorted(ops.FUSED - set(ops.FUSABLE))}; valid: {list(ops.FUSABLE)}")
+    print(f"numexpr paths: {fused_info()}")
+    if args.ab or args.ab_optimizer or args.ab_malloc or args.scaling:
+        return _experiments(args)
+    print(describe_configs(args.configs.split(","), args.presets.split(",")))
     rng = np.random.default_rng(0)
     with composed_ops(composed):
         if args.profile:
@@ -226,6 +242,49 @@ def main(argv=None):
                         line += (f" {t_train[0]:>12.1f} {t_fwd[0]:>10.1f} {train[0] / t_train[0]:>8.2f}"
                                  f" {fwd[0] / t_fwd[0]:>6.2f}")
                     print(line, flush=True)
+    return 0
+
+
+def describe_configs(names, presets):
+    """What c1/c2/c3 and the presets are, for the top of the output."""
+    lines = [f"{n}: d={d} L={L} H={H} T={T} B={B}, V=256" for n, (d, L, H, T, B) in CONFIGS.items() if n in names]
+    about = {"gpt2": "gpt2 = LayerNorm, learned positions, GELU (d_mlp=4d), biases, tied unembedding",
+             "llama": "llama = RMSNorm, RoPE, SwiGLU (d_mlp=4d), GQA (n_kv_heads=H/2), untied"}
+    return "configs: " + "; ".join(lines) + "\npresets: " + "; ".join(about[p] for p in presets if p in about)
+
+
+def fused_info():
+    if ops._numexpr is None:
+        return "off (numexpr not installed, or MINISTEER_NUMEXPR=0)"
+    return (f"numexpr {ops._numexpr.__version__} ({ops._numexpr.get_num_threads()} threads) for "
+            f"{', '.join(sorted(ops.FUSED)) or 'none of them'} (of {', '.join(ops.FUSABLE)})")
+
+
+def _experiments(args):
+    """The A/B runs and the scaling sweep (docs/performance.md)."""
+    from . import ab
+    repeats, configs = args.repeats, args.configs.split(",")
+    if args.scaling:
+        from . import scaling
+        impls = ["ours"] + (["torch"] if _torch(args) else [])
+        if "torch" in impls:
+            _torch(args).set_num_threads(args.threads or len(os.sched_getaffinity(0)))
+        scaling.main(impls, repeats, figure=args.figure)
+    if args.ab_malloc:
+        print("a compare run (full fine-tuning, 20 steps, listops), each sample a fresh process:")
+        print(ab.summarize(ab.ab_malloc(repeats)))
+    for name in configs if (args.ab or args.ab_optimizer) else []:
+        d, L, H, T, B = CONFIGS[name]
+        batch = np.random.default_rng(0).integers(0, 256, (B, T + 1))
+        for preset in args.presets.split(","):
+            for dtype in args.dtypes.split(","):
+                cfg = make_config(name, preset, dtype)
+                if args.ab_optimizer:
+                    print(f"{name} {preset} {dtype} AdamW update:\n{ab.summarize(ab.ab_optimizer(cfg, repeats))}")
+                if args.ab:
+                    train, fwd = ab.ab_steps(cfg, batch, args.ab.split(","), repeats)
+                    print(f"{name} {preset} {dtype} train step:\n{ab.summarize(train)}\n"
+                          f"{name} {preset} {dtype} forward:\n{ab.summarize(fwd)}", flush=True)
     return 0
 
 

@@ -1,0 +1,153 @@
+"""Interleaved A/B timing, for a shared and noisy machine: ``ministeer bench --ab A,B,...``.
+
+Timing variant A in one run and B in the next measures the machine's load as much as the
+code. Here every repeat times each variant once, in turn, in one process, so a change of
+load hits all variants alike. Each variant reports the median wall time, its quartiles and
+the median CPU time of the process (all threads; it does not count time spent waiting for
+a core), and the ratio of its median to the first variant's.
+
+A variant is a ``+``-joined list of settings:
+
+* ``none`` / ``all`` / a primitive's name: which ``ops.FUSED`` numexpr paths are on;
+* ``blasN``: N BLAS threads (threadpoolctl); ``neN``: N numexpr threads.
+
+    ministeer bench --ab none,gelu --configs c2 --presets gpt2 --repeats 15
+    ministeer bench --ab none+blas2,all+blas1+ne2,all+blas2+ne2
+    ministeer bench --ab-optimizer --configs c2      # flat vs per-leaf AdamW update
+    ministeer bench --ab-malloc                      # the allocator tuning on a compare run
+"""
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from .. import ops
+
+
+@contextlib.contextmanager
+def variant(spec):
+    """Apply a variant (see the module docstring) for the duration of the block."""
+    saved = set(ops.FUSED)
+    stack = contextlib.ExitStack()
+    try:
+        fused = set()
+        for part in spec.split("+"):
+            if part == "all":
+                fused |= set(ops.FUSABLE)
+            elif part in ops.FUSABLE:
+                fused.add(part)
+            elif part.startswith("blas"):
+                from threadpoolctl import threadpool_limits
+                stack.enter_context(threadpool_limits(limits=int(part[4:]), user_api="blas"))
+            elif part.startswith("ne"):
+                stack.enter_context(_numexpr_threads(int(part[2:])))
+            elif part != "none":
+                raise ValueError(f"unknown variant part {part!r}; expected none, all, blasN, neN or one of "
+                                 f"{list(ops.FUSABLE)}")
+        ops.FUSED = fused
+        yield
+    finally:
+        ops.FUSED = saved
+        stack.close()
+
+
+@contextlib.contextmanager
+def _numexpr_threads(n):
+    import numexpr
+    before = numexpr.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numexpr.set_num_threads(before)
+
+
+def interleaved(fns, repeats, warmup=1):
+    """``{name: (wall ms list, cpu ms list)}``; each repeat calls every ``(enter, fn)`` once, in turn."""
+    times = {name: ([], []) for name in fns}
+    for r in range(warmup + repeats):
+        for name, (enter, fn) in fns.items():
+            with enter():
+                wall, cpu = time.perf_counter(), time.process_time()
+                fn()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if r >= warmup:
+                times[name][0].append(1e3 * wall)
+                times[name][1].append(1e3 * cpu)
+    return times
+
+
+def summarize(times):
+    """One line per variant: median [q1, q3] wall ms, median CPU ms, ratio of medians to the first."""
+    lines, base = [], None
+    for name, (wall, cpu) in times.items():
+        q1, med, q3 = statistics.quantiles(wall, n=4) if len(wall) > 1 else (wall[0],) * 3
+        base = base or med
+        lines.append(f"  {name:<28} {med:9.1f} [{q1:8.1f}, {q3:8.1f}] ms  cpu {statistics.median(cpu):9.1f} ms"
+                     f"  x{med / base:5.2f}")
+    return "\n".join(lines)
+
+
+def ab_steps(cfg, batch, specs, repeats):
+    """Train step and forward of ``cfg`` under each variant, interleaved."""
+    from autograd import value_and_grad
+    from ..backend import from_numpy
+    from ..model import forward, init_params, loss_fn
+    params, tokens = init_params(cfg, 0), from_numpy(batch)
+    step = value_and_grad(loss_fn)
+    train = interleaved({s: (lambda s=s: variant(s), lambda: step(params, tokens, cfg)) for s in specs}, repeats)
+    fwd = interleaved({s: (lambda s=s: variant(s), lambda: forward(params, tokens[:, :-1], cfg))
+                       for s in specs}, repeats)
+    return train, fwd
+
+
+def ab_optimizer(cfg, repeats):
+    """One AdamW update on every parameter of ``cfg``: per leaf (the old ``fit``) vs flat buffers."""
+    import numpy as np
+    from ..model import init_params
+    from ..train import AdamW, adamw_reference
+    from ..tree import tree_leaves, tree_map
+    params = init_params(cfg, 0)
+    grads = tree_map(lambda p: np.random.default_rng(1).normal(size=p.shape).astype(p.dtype), params)
+    lrs = tree_map(lambda _: 1e-3, params)
+    m, v = tree_map(np.zeros_like, params), tree_map(np.zeros_like, params)
+    opt = AdamW(params, lrs)
+    def per_leaf():
+        for p, g, m_, v_ in zip(*map(tree_leaves, (params, grads, m, v))):
+            adamw_reference(p, g, m_, v_, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0)
+    n_leaves = len(tree_leaves(params))
+    update = lambda: opt.update(params, grads)
+    variants = {f"per leaf ({n_leaves} leaves)": (lambda: variant("none"), per_leaf),
+                "flat (one buffer per dtype)": (lambda: variant("none"), update)}
+    if ops._numexpr is not None:
+        variants.update({f"flat, numexpr {n} thread(s)": (lambda n=n: variant(f"adamw+ne{n}"), update) for n in (1, 2)})
+    return interleaved(variants, repeats)
+
+
+MALLOC_CHILD = """
+import sys, time
+from ministeer.perf.allocator import tune_allocator
+tuned = tune_allocator()
+from ministeer.experiments.compare import Settings, run_one
+s = Settings(steps=int(sys.argv[2]), n_train=400, n_test=40)
+wall, cpu = time.perf_counter(), time.process_time()
+run_one(sys.argv[1], "listops", 0, 2e-3, s)
+print(tuned, 1e3 * (time.perf_counter() - wall), 1e3 * (time.process_time() - cpu))
+"""
+
+
+def ab_malloc(repeats, method="full", steps=40):
+    """A compare run (``run_one``) in fresh processes, alternately with and without the allocator tuning.
+
+    The tuning is process-wide and cannot be undone, so each sample is its own process."""
+    times = {"default allocator": ([], []), "tuned (bench's)": ([], [])}
+    for _ in range(repeats):
+        for name, flag in (("default allocator", "0"), ("tuned (bench's)", "1")):
+            env = dict(os.environ, MINISTEER_MALLOC=flag)
+            out = subprocess.run([sys.executable, "-c", MALLOC_CHILD, method, str(steps)], env=env,
+                                 capture_output=True, text=True, check=True).stdout.split()
+            assert out[0] == str(flag == "1"), out
+            times[name][0].append(float(out[1]))
+            times[name][1].append(float(out[2]))
+    return times
