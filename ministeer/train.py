@@ -76,10 +76,14 @@ def _lr_tree(trainable, lr, group_lr):
 # ---------------------------------------------------------------- AdamW
 # m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 # p <- p - lr * (m / c1 / (sqrt(v / c2) + eps) + wd * p),  c_i = 1 - b_i^step   (train.1)
-# The update is elementwise, so it runs on one flat buffer per dtype: ~10 large ufunc
-# calls per step instead of ~10 per leaf (a model has 30+ leaves, LoRA often 100+).
-# Every element sees the same operations in the same order as the per-leaf form
-# (``adamw_reference``), so the results are bitwise equal (tests/test_adamw.py).
+# The update is elementwise, so the small leaves of one dtype run as one flat buffer: ~10
+# ufunc calls per step instead of ~10 per leaf (LoRA and steering have 100+ tiny leaves).
+# A leaf of SEPARATE elements or more keeps a buffer of its own: packing it would cost a
+# copy, and a buffer larger than the cache makes each of the ~10 passes go to memory
+# (measured in docs/performance.md, "The optimizer"). Every element sees the same
+# operations in the same order as the per-leaf form (``adamw_reference``), so the results
+# are bitwise equal (tests/test_adamw.py).
+SEPARATE = 1 << 15
 
 
 def adamw_reference(p, g, m, v, step, lr, b1, b2, eps, weight_decay):
@@ -91,30 +95,35 @@ def adamw_reference(p, g, m, v, step, lr, b1, b2, eps, weight_decay):
 
 
 class AdamW:
-    """The optimizer state of ``fit``: first and second moments, one flat buffer per dtype."""
+    """The optimizer state of ``fit``: first and second moments, a flat buffer per group of leaves."""
 
     def __init__(self, trainable, lrs, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         leaves = tree_leaves(trainable)
         self.shapes = [raw.shape(p) for p in leaves]
-        self.groups = {}  # dtype -> indices of its leaves, in tree order
+        small = {}  # dtype -> indices of its small leaves, in tree order
         for i, p in enumerate(leaves):
-            self.groups.setdefault(p.dtype, []).append(i)
+            if p.size < SEPARATE:
+                small.setdefault(p.dtype, []).append(i)
+        self.groups = list(small.values()) + [[i] for i, p in enumerate(leaves) if p.size >= SEPARATE]
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        self.m = {dt: raw.zeros(sum(leaves[i].size for i in idx), dtype=dt) for dt, idx in self.groups.items()}
-        self.v = {dt: raw.zeros_like(buf) for dt, buf in self.m.items()}
+        self.m = [raw.zeros(sum(leaves[i].size for i in idx), dtype=leaves[idx[0]].dtype) for idx in self.groups]
+        self.v = [raw.zeros_like(buf) for buf in self.m]
         lr_leaves = tree_leaves(lrs)
-        self.lrs = {dt: [lr_leaves[i] for i in idx] for dt, idx in self.groups.items()}
+        self.lrs = [[lr_leaves[i] for i in idx] for idx in self.groups]
         self.step_count = 0
 
-    def _pack(self, leaves, dt):
-        return raw.concatenate([raw.ravel(leaves[i]) for i in self.groups[dt]])
+    @staticmethod
+    def _pack(leaves, idx):
+        if len(idx) == 1:  # a view: no copy
+            return raw.ravel(leaves[idx[0]])
+        return raw.concatenate([raw.ravel(leaves[i]) for i in idx])
 
-    def _lr(self, dt, factor):
-        """The step size of every element: a scalar when the whole group shares one lr."""
-        lrs = self.lrs[dt]
+    def _lr(self, k, factor):
+        """The step size of every element of group k: a scalar when the group shares one lr."""
+        lrs, idx, dt = self.lrs[k], self.groups[k], self.m[k].dtype
         if all(lr == lrs[0] for lr in lrs):
             return lrs[0] * factor
-        sizes = [math.prod(self.shapes[i]) for i in self.groups[dt]]
+        sizes = [math.prod(self.shapes[i]) for i in idx]
         return raw.concatenate([raw.full(n, lr * factor, dtype=dt) for n, lr in zip(sizes, lrs)])
 
     def update(self, trainable, grads, factor=1.0):
@@ -124,12 +133,12 @@ class AdamW:
         c1, c2 = 1.0 - b1 ** self.step_count, 1.0 - b2 ** self.step_count
         params, g_leaves = tree_leaves(trainable), tree_leaves(grads)
         new = [None] * len(params)
-        for dt, idx in self.groups.items():
-            p, g, m, v = self._pack(params, dt), self._pack(g_leaves, dt), self.m[dt], self.v[dt]
+        for k, idx in enumerate(self.groups):
+            p, g, m, v = self._pack(params, idx), self._pack(g_leaves, idx), self.m[k], self.v[k]
             if ops._fused("adamw", p, g):  # the same lines as numexpr passes: bitwise equal too
-                p = self._update_fused(p, g, m, v, c1, c2, self._lr(dt, factor))
+                p = self._update_fused(p, g, m, v, c1, c2, self._lr(k, factor))
             else:
-                p = self._update_plain(p, g, m, v, c1, c2, self._lr(dt, factor))
+                p = self._update_plain(p, g, m, v, c1, c2, self._lr(k, factor))
             offset = 0
             for i in idx:
                 n = math.prod(self.shapes[i])

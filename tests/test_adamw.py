@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ministeer import ops
+from ministeer import ops, train
 from ministeer.train import AdamW, adamw_reference
 from ministeer.tree import named_leaves, tree_map
 from strategies import seeds
@@ -46,9 +46,11 @@ PATHS = ["plain", pytest.param("numexpr", marks=pytest.mark.skipif(ops._numexpr 
 def test_flat_update_is_bitwise_the_per_leaf_update(path, seed, group_lrs, wd):
     """Rejects a reordered or regrouped update, a leaf unpacked at the wrong offset or in
     the wrong shape, and one learning rate used for a group that has two. ``numexpr``: the
-    fused evaluation of the same lines (the ``fast`` extra) is bitwise equal too."""
+    fused evaluation of the same lines (the ``fast`` extra) is bitwise equal too. Leaves of
+    8 or more elements get buffers of their own here, so both kinds of group are checked."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ops, "FUSED", {"adamw"} if path == "numexpr" else set())
+        mp.setattr(train, "SEPARATE", 8)
         _check_flat_against_per_leaf(seed, group_lrs, wd)
 
 

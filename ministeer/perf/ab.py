@@ -79,14 +79,19 @@ def interleaved(fns, repeats, warmup=1):
 
 
 def summarize(times):
-    """One line per variant: median [q1, q3] wall ms, median CPU ms, ratio of medians to the first."""
+    """One line per variant: median [q1, q3] of wall ms and of CPU ms, and each median's ratio
+    to the first variant's (under heavy load read the CPU columns: see the module docstring)."""
     lines, base = [], None
     for name, (wall, cpu) in times.items():
-        q1, med, q3 = statistics.quantiles(wall, n=4) if len(wall) > 1 else (wall[0],) * 3
-        base = base or med
-        lines.append(f"  {name:<28} {med:9.1f} [{q1:8.1f}, {q3:8.1f}] ms  cpu {statistics.median(cpu):9.1f} ms"
-                     f"  x{med / base:5.2f}")
+        (w1, w, w3), (c1, c, c3) = (_quartiles(wall), _quartiles(cpu))
+        base = base or (w, c)
+        lines.append(f"  {name:<28} wall {w:8.1f} [{w1:8.1f}, {w3:8.1f}] ms x{w / base[0]:5.2f}"
+                     f"   cpu {c:8.1f} [{c1:8.1f}, {c3:8.1f}] ms x{c / base[1]:5.2f}")
     return "\n".join(lines)
+
+
+def _quartiles(values):
+    return statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
 
 
 def ab_steps(cfg, batch, specs, repeats):
@@ -102,13 +107,18 @@ def ab_steps(cfg, batch, specs, repeats):
     return train, fwd
 
 
-def ab_optimizer(cfg, repeats):
-    """One AdamW update on every parameter of ``cfg``: per leaf (the old ``fit``) vs flat buffers."""
+def ab_optimizer(cfg, repeats, adapters=False):
+    """One AdamW update of every parameter of ``cfg`` (or, with ``adapters``, of rank-8 LoRA-shaped
+    pairs on 7 matrices per layer): per leaf (the old ``fit``) vs flat buffers."""
     import numpy as np
     from ..model import init_params
     from ..train import AdamW, adamw_reference
     from ..tree import tree_leaves, tree_map
     params = init_params(cfg, 0)
+    if adapters:
+        d, dt = cfg.d_model, params["model"]["norm"]["weight"].dtype
+        params = {f"{layer}.{site}": {"A": np.zeros((8, d), dt), "B": np.zeros((d, 8), dt)}
+                  for layer in range(cfg.n_layers) for site in range(7)}
     grads = tree_map(lambda p: np.random.default_rng(1).normal(size=p.shape).astype(p.dtype), params)
     lrs = tree_map(lambda _: 1e-3, params)
     m, v = tree_map(np.zeros_like, params), tree_map(np.zeros_like, params)

@@ -60,15 +60,18 @@ def composed_ops(names):
 
 
 def timed(fn, repeats, sync=lambda: None):
+    """(min, median) wall ms and the median CPU ms of the process (all its threads): on a
+    loaded machine the CPU time is inflated far less than the wall time."""
     fn()
     sync()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         sync()
         times.append(1e3 * (time.perf_counter() - start))
-    return min(times), statistics.median(times)
+        cpu.append(1e3 * (time.process_time() - cpu_start))
+    return min(times), statistics.median(times), statistics.median(cpu)
 
 
 def _sync():
@@ -227,7 +230,8 @@ def main(argv=None):
                 print(f"torch {torch.__version__} ({torch.get_num_threads()} threads) matches ours ({preset}): "
                       f"max |logit diff| {check_torch_matches(preset):.1e} in float64")
         header = f"{'config':<6} {'preset':<6} {'dtype':<8} {'train ms (min/med)':>19} {'fwd ms (min/med)':>17}"
-        print(header + (f" {'torch train':>12} {'torch fwd':>10} {'train x':>8} {'fwd x':>6}" if torch else ""))
+        print(header + (f" {'torch train':>12} {'torch fwd':>10} {'train x':>8} {'fwd x':>6}"
+                        f" {'cpu train x':>11} {'cpu fwd x':>9}" if torch else f" {'cpu train':>9} {'cpu fwd':>8}"))
         for name in args.configs.split(","):
             d, L, H, T, B = CONFIGS[name]
             batch = rng.integers(0, 256, (B, T + 1))
@@ -240,7 +244,9 @@ def main(argv=None):
                     if torch:
                         t_train, t_fwd = theirs(cfg, batch, args.repeats)
                         line += (f" {t_train[0]:>12.1f} {t_fwd[0]:>10.1f} {train[0] / t_train[0]:>8.2f}"
-                                 f" {fwd[0] / t_fwd[0]:>6.2f}")
+                                 f" {fwd[0] / t_fwd[0]:>6.2f} {train[2] / t_train[2]:>11.2f} {fwd[2] / t_fwd[2]:>9.2f}")
+                    else:
+                        line += f" {train[2]:>9.1f} {fwd[2]:>8.1f}"
                     print(line, flush=True)
     return 0
 
@@ -280,7 +286,9 @@ def _experiments(args):
             for dtype in args.dtypes.split(","):
                 cfg = make_config(name, preset, dtype)
                 if args.ab_optimizer:
-                    print(f"{name} {preset} {dtype} AdamW update:\n{ab.summarize(ab.ab_optimizer(cfg, repeats))}")
+                    for what, adapters in (("all parameters", False), ("LoRA-shaped adapters", True)):
+                        print(f"{name} {preset} {dtype} AdamW update, {what}:\n"
+                              f"{ab.summarize(ab.ab_optimizer(cfg, repeats, adapters))}")
                 if args.ab:
                     train, fwd = ab.ab_steps(cfg, batch, args.ab.split(","), repeats)
                     print(f"{name} {preset} {dtype} train step:\n{ab.summarize(train)}\n"

@@ -10,7 +10,8 @@ Two sweeps of the Llama preset in float32, L = 2, B = 4, head dim 32:
   like d^2, everything else like d.
 
 Per point: ms per training step (median over repeats, ours and torch's interleaved in this
-process) and peak memory (the rise of the resident set, VmHWM, over two training steps in
+process; wall time, and the process's CPU time, which a loaded machine inflates far less:
+with one thread each it is the work done) and peak memory (the rise of the resident set, VmHWM, over two training steps in
 a fresh process of its own: a process's peak can only be read once). The fitted exponent
 is the least-squares slope of log(ms) on log(size) over the sweep; the local slopes are
 between neighbouring points. Results and the figure: docs/performance.md.
@@ -85,17 +86,18 @@ def peak_mib(impl, d, T):
 
 
 def time_point(d, T, impls, repeats):
-    """Median ms per training step for each impl, the impls interleaved repeat by repeat."""
+    """Median (wall ms, CPU ms) per training step for each impl, interleaved repeat by repeat."""
     cfg, batch = point_config(d, T), _batch(T)
     steps = {impl: _steps(impl, cfg, batch) for impl in impls}
-    times = {impl: [] for impl in impls}
+    times = {impl: ([], []) for impl in impls}
     for r in range(repeats + 1):
         for impl, step in steps.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             step()
             if r:  # the first round is the warm-up
-                times[impl].append(1e3 * (time.perf_counter() - start))
-    return {impl: statistics.median(t) for impl, t in times.items()}
+                times[impl][0].append(1e3 * (time.perf_counter() - wall))
+                times[impl][1].append(1e3 * (time.process_time() - cpu))
+    return {impl: tuple(statistics.median(t) for t in pair) for impl, pair in times.items()}
 
 
 def slope(sizes, values):
@@ -110,7 +112,8 @@ def sweep(impls, repeats, memory=True, log=print):
         rows = []
         for value in spec["values"]:
             d, T = (spec["d"], value) if axis == "T" else (value, spec["T"])
-            row = dict(d=d, T=T, ms=time_point(d, T, impls, repeats))
+            timed = time_point(d, T, impls, repeats)
+            row = dict(d=d, T=T, wall_ms={k: w for k, (w, _) in timed.items()}, ms={k: c for k, (_, c) in timed.items()})
             row["mib"] = {impl: peak_mib(impl, d, T) for impl in impls} if memory else {}
             rows.append(row)
             log(format_row(axis, row, impls))
@@ -122,7 +125,7 @@ def format_row(axis, row, impls):
     cells = [f"{axis}={row[axis]:<4}"]
     for impl in impls:
         mib = f" {row['mib'][impl]:7.1f} MiB" if row["mib"] else ""
-        cells.append(f"{impl} {row['ms'][impl]:8.1f} ms{mib}")
+        cells.append(f"{impl} {row['ms'][impl]:8.1f} cpu ms ({row['wall_ms'][impl]:8.1f} wall){mib}")
     return "  ".join(cells)
 
 
@@ -152,7 +155,7 @@ def plot(result, impls, path):
     for ax, (axis, rows) in zip(axes, result.items()):
         sizes = [r[axis] for r in rows]
         for impl, style in zip(impls, ("o-", "s--")):
-            ax.loglog(sizes, [r["ms"][impl] for r in rows], style, label=f"{impl}: ms per step", base=2)
+            ax.loglog(sizes, [r["ms"][impl] for r in rows], style, label=f"{impl}: CPU ms per step", base=2)
             if rows[0]["mib"]:
                 ax.loglog(sizes, [r["mib"][impl] for r in rows], style, alpha=0.45, label=f"{impl}: peak MiB",
                           base=2)

@@ -1,0 +1,53 @@
+"""The benchmark's own arithmetic and switches (``ministeer/perf``): cheap checks, no timing claims."""
+import numpy as np
+import pytest
+
+from ministeer import ops
+from ministeer.perf import ab, bench, scaling
+
+
+def test_fitted_exponent_recovers_a_power_law():
+    """Rejects a fit of log(size) on log(time) (exponent 1/k) or of unlogged values."""
+    sizes = [32, 64, 128, 256, 512]
+    assert scaling.slope(sizes, [3.0 * s ** 2 for s in sizes]) == pytest.approx(2.0, abs=1e-9)
+    assert scaling.slope(sizes, [0.5 * s ** 1.3 for s in sizes]) == pytest.approx(1.3, abs=1e-9)
+
+
+def test_exponents_report_local_slopes_that_rise_with_a_quadratic_term():
+    """a T + b T^2: the local slope climbs from ~1 to ~2, as attention's T^2 should show."""
+    rows = [dict(T=t, ms={"ours": t + t * t / 256}, mib={}) for t in (32, 64, 128, 256, 512)]
+    text = scaling.exponents({"T": rows}, ["ours"])
+    local = [float(x) for x in text.split("local slopes ")[1].split(", ")]
+    assert local == sorted(local) and local[0] < 1.2 and local[-1] > 1.5
+
+
+def test_variant_sets_and_restores_the_fused_set(monkeypatch):
+    """Rejects a variant that leaks its setting into the next timing, or accepts a typo."""
+    monkeypatch.setattr(ops, "FUSED", {"gelu"})
+    with ab.variant("swiglu+rms_norm"):
+        assert ops.FUSED == {"swiglu", "rms_norm"}
+    with ab.variant("all"):
+        assert ops.FUSED == set(ops.FUSABLE)
+    assert ops.FUSED == {"gelu"}
+    with pytest.raises(ValueError, match="unknown variant part 'gleu'"):
+        with ab.variant("gleu"):
+            pass
+    assert ops.FUSED == {"gelu"}
+
+
+def test_interleaved_times_every_variant_each_repeat_in_turn():
+    order = []
+    times = ab.interleaved({"a": (ab.contextlib.nullcontext, lambda: order.append("a")),
+                            "b": (ab.contextlib.nullcontext, lambda: order.append("b"))}, repeats=3)
+    assert order == ["a", "b"] * 4  # one warm-up round, then three
+    assert all(len(wall) == len(cpu) == 3 for wall, cpu in times.values())
+
+
+def test_bench_runs_and_describes_its_configs(capsys):
+    """The smallest table: it names the BLAS, says what c1 is, and prints one row per cell."""
+    assert bench.main(["--configs", "c1", "--presets", "llama", "--dtypes", "float32", "--repeats", "1",
+                       "--no-torch", "--keep-env"]) == 0
+    out = capsys.readouterr().out
+    assert "c1: d=64 L=2 H=4 T=32 B=16" in out and "llama = RMSNorm" in out and "BLAS:" in out
+    row = [line for line in out.splitlines() if line.startswith("c1 ")]
+    assert len(row) == 1 and len(row[0].split()) == 7
