@@ -21,26 +21,11 @@ autograd never sees them, and on a CPU each avoided temporary saves a pass over 
 Inputs, ``ans`` and anything a VJP closes over are never modified.
 """
 import math
-import os
 
-import numpy as _np  # only to recognise host arrays for the optional fused path
 from autograd.extend import defjvp, defvjp, defvjp_argnums, primitive
 from autograd.tracer import getval
 
 from .backend import raw, xp
-
-try:  # optional: pip install -e ".[fast]"  (docs/performance.md, "Fused elementwise paths")
-    import numexpr as _numexpr
-except ImportError:
-    _numexpr = None
-if os.environ.get("MINISTEER_NUMEXPR") == "0":
-    _numexpr = None
-
-# Primitives whose elementwise chains numexpr evaluates (one pass, no temporaries, all cores)
-# when it is installed. Only the ones that measured faster end to end are listed; the
-# others are recorded in docs/performance.md. ``ministeer bench --fused`` overrides it.
-FUSED = set()
-FUSABLE = ("rms_norm", "layer_norm", "gelu", "swiglu", "attention_pattern", "adamw")  # have a numexpr path
 
 # ---------------------------------------------------------------- helpers (raw only)
 
@@ -61,18 +46,6 @@ def _sigmoid(x):
     s += 1.0  # in place: fresh temporary
     s *= 0.5
     return s
-
-
-def _fused(name, *arrays):
-    """Take ``name``'s numexpr path? Only for NumPy arrays: numexpr is CPU-only."""
-    return _numexpr is not None and name in FUSED and all(type(a) is _np.ndarray for a in arrays)
-
-
-def _ne(expr, dtype, out=None, **arrays):
-    """numexpr ``expr`` over ``arrays``. Float constants must be names passed in ``arrays``
-    (cast here to ``dtype``): a literal like 0.5 is a double and would promote float32."""
-    names = {k: (v if hasattr(v, "shape") else _np.asarray(v, dtype)) for k, v in arrays.items()}
-    return _numexpr.evaluate(expr, local_dict=names, out=out)
 
 
 def defvjp_shared(fun, make_grads):
@@ -109,18 +82,12 @@ def _rms_stats(x, eps):
 
 @primitive
 def rms_norm(x, w, eps):
-    r, xhat = _rms_stats(x, eps)
-    if _fused("rms_norm", x, w):
-        return _ne("xhat * w", x.dtype, xhat=xhat, w=w)
-    return xhat * w
+    return _rms_stats(x, eps)[1] * w
 
 
 def _rms_grads(g, ans, x, w, eps):
     r, xhat = _rms_stats(x, eps)
     def d_x():
-        if _fused("rms_norm", g, w):  # the same formula (ops.2) in two passes
-            c = _mean_last(_ne("g * w * xhat", g.dtype, g=g, w=w, xhat=xhat))
-            return _ne("r * (g * w - xhat * c)", g.dtype, r=r, g=g, w=w, xhat=xhat, c=c)
         gw = g * w
         gw -= xhat * _mean_last(gw * xhat)  # in place: fresh temporary
         gw *= r
@@ -162,10 +129,6 @@ def layer_norm(x, w, b, eps):
 def _ln_grads(g, ans, x, w, b, eps):
     r, xhat = _ln_stats(x, eps)
     def d_x():
-        if _fused("layer_norm", g, w):  # the same formula (ops.4), fewer passes
-            gw = g * w
-            c1, c2 = _mean_last(gw), _mean_last(_ne("gw * xhat", g.dtype, gw=gw, xhat=xhat))
-            return _ne("r * (gw - c1 - xhat * c2)", g.dtype, r=r, gw=gw, c1=c1, xhat=xhat, c2=c2)
         gw = g * w
         correction = xhat * _mean_last(gw * xhat)
         correction += _mean_last(gw)  # in place: fresh temporaries
@@ -209,8 +172,6 @@ def _gelu_tanh(x):
 
 @primitive
 def gelu(x):
-    if _fused("gelu", x):
-        return _ne("h * x * (1 + tanh(c * x * (1 + k * x * x)))", x.dtype, h=0.5, c=_C, k=_K, x=x)
     t = _gelu_tanh(x)
     t += 1.0  # x (1 + t) / 2
     t *= x
@@ -233,17 +194,7 @@ def _gelu_slope(x):
     return slope
 
 
-def _gelu_vjp(ans, x):
-    def vjp(g):
-        if _fused("gelu", x, g):  # t once, then the slope times g in one pass
-            t = _ne("tanh(c * x * (1 + k * x * x))", x.dtype, c=_C, k=_K, x=x)
-            return _ne("g * h * (1 + t + (1 - t * t) * x * (c + c3k * x * x))", x.dtype,
-                       g=g, h=0.5, t=t, x=x, c=_C, c3k=3.0 * _K * _C)
-        return g * _gelu_slope(x)
-    return vjp
-
-
-defvjp(gelu, _gelu_vjp)
+defvjp(gelu, lambda ans, x: lambda g: g * _gelu_slope(x))
 defjvp(gelu, lambda dx, ans, x: dx * _gelu_slope(x))
 
 # ---------------------------------------------------------------- SiLU and the SwiGLU product
@@ -280,8 +231,6 @@ def swiglu_composed(gate, up):
 
 @primitive
 def swiglu(gate, up):
-    if _fused("swiglu", gate, up):  # sigmoid(a) = (1 + tanh(a/2)) / 2, as _sigmoid
-        return _ne("gate * h * (1 + tanh(h * gate)) * up", gate.dtype, gate=gate, up=up, h=0.5)
     m = _sigmoid(gate)
     m *= gate
     m *= up
@@ -289,10 +238,6 @@ def swiglu(gate, up):
 
 
 def _swiglu_grads(g, ans, gate, up):
-    if _fused("swiglu", g, gate, up):
-        s = _ne("h * (1 + tanh(h * gate))", gate.dtype, gate=gate, h=0.5)
-        return {0: lambda: _ne("g * up * s * (1 + gate * (1 - s))", g.dtype, g=g, up=up, s=s, gate=gate),
-                1: lambda: _ne("g * gate * s", g.dtype, g=g, gate=gate, s=s)}
     s = _sigmoid(gate)  # shared by both gradients
     silu_gate = gate * s
     def d_gate():
@@ -349,9 +294,6 @@ def attention_pattern(q, k, scale):
 
 
 def _softmax_vjp(p, g):
-    if _fused("attention_pattern", p, g):
-        s = raw.sum(_ne("g * p", g.dtype, g=g, p=p), axis=-1, keepdims=True)
-        return _ne("p * (g - s)", g.dtype, p=p, g=g, s=s)
     d = g * p  # p * (g - sum(g * p))
     d = g - raw.sum(d, axis=-1, keepdims=True)
     d *= p

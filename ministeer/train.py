@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from autograd import value_and_grad
 
-from . import ops
 from .backend import raw, to_numpy
 from .tree import named_leaves, tree_leaves, tree_map
 
@@ -135,10 +134,7 @@ class AdamW:
         new = [None] * len(params)
         for k, idx in enumerate(self.groups):
             p, g, m, v = self._pack(params, idx), self._pack(g_leaves, idx), self.m[k], self.v[k]
-            if ops._fused("adamw", p, g):  # the same lines as numexpr passes: bitwise equal too
-                p = self._update_fused(p, g, m, v, c1, c2, self._lr(k, factor))
-            else:
-                p = self._update_plain(p, g, m, v, c1, c2, self._lr(k, factor))
+            p = self._update(p, g, m, v, c1, c2, self._lr(k, factor))
             offset = 0
             for i in idx:
                 n = math.prod(self.shapes[i])
@@ -147,7 +143,7 @@ class AdamW:
         leaves = iter(new)
         return tree_map(lambda _: next(leaves), trainable)
 
-    def _update_plain(self, p, g, m, v, c1, c2, lr):
+    def _update(self, p, g, m, v, c1, c2, lr):
         """(train.1) in place on our own buffers m, v, operation for operation as adamw_reference."""
         b1, b2 = self.betas
         m *= b1
@@ -162,13 +158,6 @@ class AdamW:
         step += self.weight_decay * p
         step *= lr
         return raw.subtract(p, step, out=step)  # fresh: the caller may keep the old params
-
-    def _update_fused(self, p, g, m, v, c1, c2, lr):
-        b1, b2 = self.betas
-        ops._ne("b1 * m + ob1 * g", p.dtype, out=m, b1=b1, m=m, ob1=1.0 - b1, g=g)
-        ops._ne("b2 * v + ob2 * g * g", p.dtype, out=v, b2=b2, v=v, ob2=1.0 - b2, g=g)
-        return ops._ne("p - lr * ((m / c1) / (sqrt(v / c2) + eps) + wd * p)", p.dtype, p=p, lr=lr, m=m, c1=c1,
-                       v=v, c2=c2, eps=self.eps, wd=self.weight_decay)
 
 
 def _batches(data):

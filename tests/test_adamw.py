@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ministeer import ops, train
+from ministeer import train
 from ministeer.train import AdamW, adamw_reference
 from ministeer.tree import named_leaves, tree_map
 from strategies import seeds
@@ -36,20 +36,13 @@ def _per_leaf(trainable, grads_seq, lrs, factors, betas, eps, wd):
     return tree_map(lambda _: next(it), trainable)
 
 
-PATHS = ["plain", pytest.param("numexpr", marks=pytest.mark.skipif(ops._numexpr is None,
-                                                                    reason="numexpr not installed"))]
-
-
-@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=20, deadline=None)
 @given(seed=seeds, group_lrs=st.booleans(), wd=st.sampled_from([0.0, 0.1]))
-def test_flat_update_is_bitwise_the_per_leaf_update(path, seed, group_lrs, wd):
+def test_flat_update_is_bitwise_the_per_leaf_update(seed, group_lrs, wd):
     """Rejects a reordered or regrouped update, a leaf unpacked at the wrong offset or in
-    the wrong shape, and one learning rate used for a group that has two. ``numexpr``: the
-    fused evaluation of the same lines (the ``fast`` extra) is bitwise equal too. Leaves of
-    8 or more elements get buffers of their own here, so both kinds of group are checked."""
+    the wrong shape, and one learning rate used for a group that has two. Leaves of 8 or
+    more elements get buffers of their own here, so both kinds of group are checked."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ops, "FUSED", {"adamw"} if path == "numexpr" else set())
         mp.setattr(train, "SEPARATE", 8)
         _check_flat_against_per_leaf(seed, group_lrs, wd)
 

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from ministeer import ops
 from ministeer.perf import ab, bench, scaling
 
 
@@ -21,18 +20,17 @@ def test_exponents_report_local_slopes_that_rise_with_a_quadratic_term():
     assert local == sorted(local) and local[0] < 1.2 and local[-1] > 1.5
 
 
-def test_variant_sets_and_restores_the_fused_set(monkeypatch):
-    """Rejects a variant that leaks its setting into the next timing, or accepts a typo."""
-    monkeypatch.setattr(ops, "FUSED", {"gelu"})
-    with ab.variant("swiglu+rms_norm"):
-        assert ops.FUSED == {"swiglu", "rms_norm"}
-    with ab.variant("all"):
-        assert ops.FUSED == set(ops.FUSABLE)
-    assert ops.FUSED == {"gelu"}
-    with pytest.raises(ValueError, match="unknown variant part 'gleu'"):
-        with ab.variant("gleu"):
+def test_variant_sets_and_restores_the_blas_threads():
+    """Rejects a variant that leaks its thread count into the next timing, or accepts a typo."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = lambda: [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    before = blas()
+    with ab.variant("blas1"):
+        assert set(blas()) == {1}
+    assert blas() == before
+    with pytest.raises(ValueError, match="unknown variant 'blsa1'"):
+        with ab.variant("blsa1"):
             pass
-    assert ops.FUSED == {"gelu"}
 
 
 def test_interleaved_times_every_variant_each_repeat_in_turn():

@@ -6,13 +6,11 @@ load hits all variants alike. Each variant reports the median wall time, its qua
 the median CPU time of the process (all threads; it does not count time spent waiting for
 a core), and the ratio of its median to the first variant's.
 
-A variant is a ``+``-joined list of settings:
+A variant is ``default`` or ``blasN`` (N BLAS threads, through threadpoolctl). The
+numexpr paths measured in docs/performance.md were variants here too; they did not pay
+and were removed (commit da246f3 has them).
 
-* ``none`` / ``all`` / a primitive's name: which ``ops.FUSED`` numexpr paths are on;
-* ``blasN``: N BLAS threads (threadpoolctl); ``neN``: N numexpr threads.
-
-    ministeer bench --ab none,gelu --configs c2 --presets gpt2 --repeats 15
-    ministeer bench --ab none+blas2,all+blas1+ne2,all+blas2+ne2
+    ministeer bench --ab blas2,blas1 --configs c2 --repeats 15
     ministeer bench --ab-optimizer --configs c2      # flat vs per-leaf AdamW update
     ministeer bench --ab-malloc                      # the allocator tuning on a compare run
 """
@@ -23,44 +21,18 @@ import subprocess
 import sys
 import time
 
-from .. import ops
-
 
 @contextlib.contextmanager
 def variant(spec):
-    """Apply a variant (see the module docstring) for the duration of the block."""
-    saved = set(ops.FUSED)
-    stack = contextlib.ExitStack()
-    try:
-        fused = set()
-        for part in spec.split("+"):
-            if part == "all":
-                fused |= set(ops.FUSABLE)
-            elif part in ops.FUSABLE:
-                fused.add(part)
-            elif part.startswith("blas"):
-                from threadpoolctl import threadpool_limits
-                stack.enter_context(threadpool_limits(limits=int(part[4:]), user_api="blas"))
-            elif part.startswith("ne"):
-                stack.enter_context(_numexpr_threads(int(part[2:])))
-            elif part != "none":
-                raise ValueError(f"unknown variant part {part!r}; expected none, all, blasN, neN or one of "
-                                 f"{list(ops.FUSABLE)}")
-        ops.FUSED = fused
+    """Apply a variant (``default`` or ``blasN``) for the duration of the block."""
+    if spec == "default":
         yield
-    finally:
-        ops.FUSED = saved
-        stack.close()
-
-
-@contextlib.contextmanager
-def _numexpr_threads(n):
-    import numexpr
-    before = numexpr.set_num_threads(n)
-    try:
+        return
+    if not (spec.startswith("blas") and spec[4:].isdigit()):
+        raise ValueError(f"unknown variant {spec!r}; expected 'default' or blasN (e.g. blas1)")
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=int(spec[4:]), user_api="blas"):
         yield
-    finally:
-        numexpr.set_num_threads(before)
 
 
 def interleaved(fns, repeats, warmup=1):
@@ -128,11 +100,8 @@ def ab_optimizer(cfg, repeats, adapters=False):
             adamw_reference(p, g, m_, v_, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0)
     n_leaves = len(tree_leaves(params))
     update = lambda: opt.update(params, grads)
-    variants = {f"per leaf ({n_leaves} leaves)": (lambda: variant("none"), per_leaf),
-                "flat (one buffer per dtype)": (lambda: variant("none"), update)}
-    if ops._numexpr is not None:
-        variants.update({f"flat, numexpr {n} thread(s)": (lambda n=n: variant(f"adamw+ne{n}"), update) for n in (1, 2)})
-    return interleaved(variants, repeats)
+    return interleaved({f"per leaf ({n_leaves} leaves)": (contextlib.nullcontext, per_leaf),
+                        "flat (train.AdamW)": (contextlib.nullcontext, update)}, repeats)
 
 
 MALLOC_CHILD = """

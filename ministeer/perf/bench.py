@@ -179,8 +179,6 @@ def main(argv=None):
     parser.add_argument("--profile", metavar="CONFIG", help="profile a training step instead of timing")
     parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: all cores)")
     parser.add_argument("--keep-env", action="store_true", help=f"keep {'/'.join(SLOW_BLAS_ENV)} if set")
-    parser.add_argument("--fused", help="numexpr paths to use: a comma list from "
-                        f"{list(ops.FUSABLE)}, 'all' or 'none' (default: ops.FUSED, the ones that pay)")
     parser.add_argument("--ab", metavar="VARIANTS", help="interleaved A/B of comma-separated variants "
                         "instead of the table (see ministeer/perf/ab.py)")
     parser.add_argument("--ab-optimizer", action="store_true", help="A/B: flat vs per-leaf AdamW update")
@@ -208,11 +206,6 @@ def main(argv=None):
         print(f"re-executed with changed environment: {os.environ['MINISTEER_BENCH_REEXEC']}")
     if composed:
         print(f"composed (not fused) ops: {', '.join(composed)}")
-    if args.fused is not None:
-        ops.FUSED = set(ops.FUSABLE) if args.fused == "all" else {n for n in args.fused.split(",") if n != "none"}
-        if ops.FUSED - set(ops.FUSABLE):
-            parser.error(f"--fused: unknown {sorted(ops.FUSED - set(ops.FUSABLE))}; valid: {list(ops.FUSABLE)}")
-    print(f"numexpr paths: {fused_info()}")
     if args.ab or args.ab_optimizer or args.ab_malloc or args.scaling:
         return _experiments(args)
     print(describe_configs(args.configs.split(","), args.presets.split(",")))
@@ -257,13 +250,6 @@ def describe_configs(names, presets):
     about = {"gpt2": "gpt2 = LayerNorm, learned positions, GELU (d_mlp=4d), biases, tied unembedding",
              "llama": "llama = RMSNorm, RoPE, SwiGLU (d_mlp=4d), GQA (n_kv_heads=H/2), untied"}
     return "configs: " + "; ".join(lines) + "\npresets: " + "; ".join(about[p] for p in presets if p in about)
-
-
-def fused_info():
-    if ops._numexpr is None:
-        return "off (numexpr not installed, or MINISTEER_NUMEXPR=0)"
-    return (f"numexpr {ops._numexpr.__version__} ({ops._numexpr.get_num_threads()} threads) for "
-            f"{', '.join(sorted(ops.FUSED)) or 'none of them'} (of {', '.join(ops.FUSABLE)})")
 
 
 def _experiments(args):
