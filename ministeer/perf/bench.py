@@ -137,12 +137,12 @@ def blas_info():
 
 
 def profile(cfg, batch, top=14):
-    """cProfile of five training steps: the functions with the most own time."""
+    """cProfile of five training steps (CPU time): the functions with the most own time."""
     from autograd import value_and_grad
     params, tokens = init_params(cfg, 0), from_numpy(batch)
     step = value_and_grad(loss_fn)
     step(params, tokens, cfg)
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)  # CPU time: a loaded machine inflates wall time
     prof.enable()
     for _ in range(5):
         step(params, tokens, cfg)
