@@ -239,3 +239,17 @@ def test_a_short_jola_run_lowers_the_loss(name, lr):
     params = init_params(CFG, 0, std=0.3)
     _, result = A.train_method(name, params, CFG, lambda step: copy_task(step % 2), steps=12, lr=lr, seed=2)
     assert result.losses[-1] < result.losses[0] - 0.05, result.losses
+
+
+def test_head_level_adapters_save_load_and_refuse_to_fold(tmp_path):
+    """A LoFiT (chosen heads in the spec) and a JoLA adapter round-trip through save/load bitwise;
+    fold refuses them with a FoldError naming the kind (no o_proj folding rule for head edits)."""
+    params = init_params(CFG, 0, std=0.3)
+    ads = {"lofit": randomize(A.lofit(CFG, heads=[[1, 2], [0, 3]]), 0), "jola": randomize(make_jola(CFG), 1)}
+    A.save_adapters(tmp_path / "heads.npz", ads)
+    back = A.load_adapters(tmp_path / "heads.npz")
+    tokens = np.random.default_rng(0).integers(0, 16, (2, 5))
+    assert np.array_equal(A.adapted_forward(params, ads, tokens, CFG), A.adapted_forward(params, back, tokens, CFG))
+    for name in ads:
+        with pytest.raises(A.FoldError, match=name):
+            A.fold(params, {name: ads[name]}, CFG)

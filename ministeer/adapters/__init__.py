@@ -28,11 +28,11 @@ from .saving import load_adapters, save_adapters
 from .steer import ACTIVATIONS, lowrank, steering_vector
 
 __all__ = ["ACTIVATIONS", "Adapter", "FoldError", "INFERENCE_MODES", "KINDS", "METHODS", "Method", "ParamCount",
-           "adapted_forward", "full_basis", "gates", "head_norms", "inference_logits_fns", "inference_modes", "jola", "lofit", "lofit_scale",
-           "nodireft", "select_heads", "stepwise_loss", "train_lofit",
-           "adapted_loss", "adapted_params", "adapter_hooks", "adapter_size", "as_adapters", "base_param_count",
-           "build_method", "column_basis", "count_params", "delta_weight", "direft", "fold", "full",
-           "init_adapter", "linear_modules", "lora", "loreft", "lowrank", "make_spec", "merge_lora",
-           "method_specs", "objective", "orth_projector", "orthonormal_rows", "position_mask", "project_joint",
-           "resolve_targets", "rotation", "save_adapters", "load_adapters", "steering_vector", "train_method",
-           "trainable_of", "unmerge_lora", "with_trainable"]
+           "adapted_forward", "adapted_loss", "adapted_params", "adapter_hooks", "adapter_size", "as_adapters",
+           "base_param_count", "build_method", "column_basis", "count_params", "delta_weight", "direft", "fold",
+           "full", "full_basis", "gates", "head_norms", "inference_logits_fns", "inference_modes", "init_adapter",
+           "jola", "linear_modules", "load_adapters", "lofit", "lofit_scale", "lora", "loreft", "lowrank",
+           "make_spec", "merge_lora", "method_specs", "nodireft", "objective", "orth_projector",
+           "orthonormal_rows", "position_mask", "project_joint", "resolve_targets", "rotation", "save_adapters",
+           "select_heads", "steering_vector", "stepwise_loss", "train_lofit", "train_method", "trainable_of",
+           "unmerge_lora", "with_trainable"]

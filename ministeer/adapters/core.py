@@ -9,8 +9,13 @@ Two families, one mechanism each:
 
 * **weight adapters** (``full``, ``lora``) return *effective weights*, computed inside the
   traced function from the frozen base (``W + s B A``); the base is never mutated.
-* **activation adapters** (``vector``, ``lowrank``, ``loreft``, ``direft``) become hooks
-  ``h -> h + mask * delta(h)`` on ``model.forward``, built from the data at call time.
+* **activation adapters** (``vector``, ``lowrank``, ``loreft``, ``direft``, ``nodireft``,
+  ``lofit_scale``, ``lofit``, ``jola``) become hooks ``h -> h + mask * delta(h)`` on
+  ``model.forward``, built from the data at call time.
+
+A kind may also add a term to the training loss (``Kind.penalty``: LoFiT's L1, JoLA's L0)
+and draw random numbers per training step (``Kind.sample``: JoLA's gate noise); both live
+in ``objective`` only, so ``adapted_forward`` and ``adapted_loss`` are the evaluation mode.
 
 A set of adapters is a dict ``{name: Adapter}`` (its names are the top-level keys of
 the trainable pytree, so ``fit(group_lr={"lora": ..., "steer": ...})`` works); a single

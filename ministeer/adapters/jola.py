@@ -40,7 +40,8 @@ FIELDS = dict(layers=None, temperature=0.33, low=-0.1, high=1.1, eps=1e-6, init_
 
 def _resolve(cfg, spec):
     if not spec["low"] < 0.0 < 1.0 < spec["high"]:
-        raise ValueError(f"HardConcrete stretch (low, high) = ({spec['low']}, {spec['high']}): need low < 0 and high > 1")
+        raise ValueError(f"HardConcrete stretch (low, high) = ({spec['low']}, {spec['high']}): "
+                         "need low < 0 and high > 1")
     floats = ("temperature", "low", "high", "eps", "init_std", "gate_lambda", "gate_decay")
     return {**spec, **{f: float(spec[f]) for f in floats}, "sites": select_sites(cfg, "attn.hook_z", spec["layers"]),
             "positions": check_positions(spec["positions"])}
@@ -55,7 +56,8 @@ def _init(cfg, spec, rng):
     bound = np.sqrt(6.0 / (cfg.n_heads + 1))  # xavier-uniform of a [H, 1] tensor: fan_in 1, fan_out H
     out = {}
     for s, shape in _shapes(cfg, spec).items():
-        out[s] = {"A": spec["init_std"] * rng.normal(size=shape["A"]), "v": spec["init_std"] * rng.normal(size=shape["v"]),
+        out[s] = {"A": spec["init_std"] * rng.normal(size=shape["A"]),
+                  "v": spec["init_std"] * rng.normal(size=shape["v"]),
                   "log_g1": rng.uniform(-bound, bound, shape["log_g1"]),
                   "log_g2": rng.uniform(-bound, bound, shape["log_g2"])}
     return out
