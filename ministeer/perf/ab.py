@@ -2,9 +2,9 @@
 
 Timing variant A in one run and B in the next measures the machine's load as much as the
 code. Here every repeat times each variant once, in turn, in one process, so a change of
-load hits all variants alike. Each variant reports the median wall time, its quartiles and
-the median CPU time of the process (all threads; it does not count time spent waiting for
-a core), and the ratio of its median to the first variant's.
+load hits all variants alike. Each variant reports the median and quartiles of its wall time
+and of the CPU time of the process (all threads; it does not count time spent waiting for
+a core), and the ratio of each median to the first variant's.
 
 A variant is ``default`` or ``blasN`` (N BLAS threads, through threadpoolctl). The
 numexpr paths measured in docs/performance.md were variants here too; they did not pay
@@ -116,7 +116,7 @@ print(tuned, 1e3 * (time.perf_counter() - wall), 1e3 * (time.process_time() - cp
 """
 
 
-def ab_malloc(repeats, method="full", steps=40):
+def ab_malloc(repeats, method="full", steps=20):
     """A compare run (``run_one``) in fresh processes, alternately with and without the allocator tuning.
 
     The tuning is process-wide and cannot be undone, so each sample is its own process."""
