@@ -1,7 +1,7 @@
 """``train.AdamW``: the flat-buffer update is the per-leaf formula (train.1), bit for bit.
 
-The flat update packs every leaf of one dtype into one buffer and runs (train.1) once on
-it. Elementwise arithmetic does not care which buffer an element sits in, so as long as
+The flat update packs the small leaves of one dtype into one buffer (a large leaf gets a
+buffer of its own) and runs (train.1) once per buffer. Elementwise arithmetic does not care which buffer an element sits in, so as long as
 each element sees the same operations in the same order, the result must be *bitwise*
 equal to ``adamw_reference`` applied leaf by leaf. No tolerance: any reordering
 (``lr * (a + b)`` as ``lr * a + lr * b``, ``(1 - b2) * g * g`` as ``(1 - b2) * (g * g)``)
@@ -37,13 +37,14 @@ def _per_leaf(trainable, grads_seq, lrs, factors, betas, eps, wd):
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=seeds, group_lrs=st.booleans(), wd=st.sampled_from([0.0, 0.1]))
-def test_flat_update_is_bitwise_the_per_leaf_update(seed, group_lrs, wd):
+@given(seed=seeds, group_lrs=st.booleans(), wd=st.sampled_from([0.0, 0.1]), separate=st.sampled_from([8, 1 << 15]))
+def test_flat_update_is_bitwise_the_per_leaf_update(seed, group_lrs, wd, separate):
     """Rejects a reordered or regrouped update, a leaf unpacked at the wrong offset or in
-    the wrong shape, and one learning rate used for a group that has two. Leaves of 8 or
-    more elements get buffers of their own here, so both kinds of group are checked."""
+    the wrong shape, and one learning rate used for a group that has two. With ``separate``
+    = 8 the leaves of 8 or more elements get buffers of their own; with the default every
+    leaf here is small and they share one buffer per dtype (with two learning rates in it)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "SEPARATE", 8)
+        mp.setattr(train, "SEPARATE", separate)
         _check_flat_against_per_leaf(seed, group_lrs, wd)
 
 
