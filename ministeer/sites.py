@@ -77,15 +77,15 @@ def _closest(name, valid):
     """The valid name or alias nearest a typo: ``postblock``, ``post-block`` -> ``post_block``;
     TransformerLens's short ``resid_post`` -> ``blocks.*.hook_resid_post``."""
     head, _, last = name.replace("-", "_").rpartition(".")
-    prefix = head + "." if head else ""
     options = {a: a for a in ALIASES}  # what the user might have meant -> what to suggest
     options.update({s.split(".")[-1].removeprefix("hook_"): s for s in BLOCK_SITES})
     close = difflib.get_close_matches(last, options, n=1, cutoff=0.75)
-    if close and not head:
-        suggestion = options[close[0]]
-        return suggestion if suggestion in ALIASES else f"blocks.*.{suggestion}"
-    if close and head.startswith("blocks."):
-        return prefix + options[close[0]]
+    if close:
+        suffix = options[close[0]]
+        guess = (f"{head}.{suffix}" if head.startswith("blocks.") else
+                 suffix if suffix in ALIASES or head else f"blocks.*.{suffix}")
+        if guess != name and any(fnmatch.fnmatchcase(n, _unalias(guess)) for n in valid):
+            return guess
     close = difflib.get_close_matches(name, valid, n=1)
     return close[0] if close else None
 
