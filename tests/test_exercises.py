@@ -13,6 +13,7 @@
 """
 import json
 import os
+import re
 import runpy
 import shutil
 import subprocess
@@ -360,6 +361,9 @@ def test_suite_passes_without_solutions(tmp_path):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, copy / name)
     (copy / "ministeer" / "exercises" / "solutions.py").unlink()
+    for path in copy.rglob("*.py"):  # nothing else imports it (docs links: test_docs.py, run below)
+        imports = re.findall(r"^\s*(?:from|import)\s.*\bsolutions\b", path.read_text("utf8"), re.M)
+        assert path.name == "test_exercises.py" or not imports, f"{path.relative_to(copy)}: {imports}"
     where = subprocess.run([sys.executable, "-c", "import ministeer; print(ministeer.__file__)"], cwd=copy,
                            capture_output=True, text=True)
     assert Path(where.stdout.strip()).is_relative_to(copy), "the copy must import its own ministeer"
