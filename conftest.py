@@ -33,17 +33,19 @@ def exercises_source(config):
     return given or default_source()
 
 
-def pytest_report_header(config):
-    """Every grading run first names the files it grades."""
-    source = exercises_source(config)
-    if source is None:
-        return None
+def pytest_sessionstart(session):
+    """Every grading run first names the files it grades (also under -q, which hides headers)."""
+    source = exercises_source(session.config)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if source is None or reporter is None:
+        return
     from ministeer.exercises import AnswersNotFound
     from ministeer.exercises.grading import answer_files, describe
     try:
-        return describe(source, answer_files(Path(config.invocation_params.dir) / source))
+        line = describe(source, answer_files(Path(session.config.invocation_params.dir) / source))
     except AnswersNotFound as err:
-        return f"Grading nothing: {err}"
+        line = f"Grading nothing: {err}"
+    reporter.write_line(line, bold=True)
 
 
 @pytest.fixture(scope="session")
