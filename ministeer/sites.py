@@ -183,7 +183,8 @@ def _meanings(cfg):
         out |= {"mlp.hook_pre": "gate pre-activation a_g = W_g x", "mlp.hook_pre_linear": "up projection a_u = W_u x",
                 "mlp.hook_post": "MLP hidden m = silu(a_g) * a_u"}
     else:
-        out |= {"mlp.hook_pre": "pre-activation W_u x + b_u (no gate)", "mlp.hook_post": "MLP hidden m = gelu(pre)"}
+        bias = " + b_u" if cfg.bias else ""
+        out |= {"mlp.hook_pre": f"pre-activation W_u x{bias} (no gate)", "mlp.hook_post": "MLP hidden m = gelu(pre)"}
     return out
 
 
