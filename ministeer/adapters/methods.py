@@ -109,7 +109,8 @@ def build_method(name, cfg, params=None, seed=0, **overrides):
 
 def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedule="linear", warmup=None,
                  weight_decay=0.0, clip=None, group_lr=None, orth_every=None, adapters=None,
-                 progress=False, callback=None, **overrides):
+                 progress=False, callback=None, checkpoint_dir=None, checkpoint_every=None, keep=2,
+                 resume=None, **overrides):
     """Train method ``name`` on ``data`` against the frozen base ``params``.
 
     data -- ``fit``'s data: a function ``step -> batch`` or an iterable of batches, each
@@ -118,6 +119,9 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
     warmup -- steps of linear warmup; default 3% of ``steps`` (the paper code's 0.03).
     orth_every -- joint methods: "step" (default), "init" or N steps.
     adapters -- start from these instead of a fresh init (e.g. to continue training).
+    checkpoint_dir, checkpoint_every, keep, resume -- ``fit``'s training-state checkpoints; the
+            method name and the adapter specs are stored with them, so a resume under other
+            ones is refused.
     overrides -- adapter fields, e.g. ``r=4``, ``activation="relu"``, ``lora={"r": 16}``.
     Returns ``(adapters, FitResult)``; the base ``params`` are never modified.
     """
@@ -131,5 +135,7 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
     result = fit(objective(params, adapters, cfg), trainable_of(adapters), data, steps=steps,
                  lr=METHODS[name].lr if lr is None else lr, weight_decay=weight_decay, schedule=schedule,
                  warmup=math.ceil(0.03 * steps) if warmup is None else warmup, clip=clip, group_lr=group_lr,
-                 project=project, progress=progress, callback=callback)
+                 project=project, progress=progress, callback=callback, checkpoint_dir=checkpoint_dir,
+                 checkpoint_every=checkpoint_every, keep=keep, resume=resume,
+                 run={"method": name, "specs": {n: a.spec for n, a in adapters.items()}})
     return with_trainable(adapters, result.params), result
