@@ -311,13 +311,13 @@ def check_tokens(tokens, cfg):
 
 def _token_array(tokens, cfg):
     """Tokens as [B, T] integers on the backend; shape and dtype checked, values not (no sync)."""
-    tokens = as_backend_array(np.asarray(tokens) if isinstance(tokens, (list, tuple)) else tokens)
+    tokens = as_backend_array(_host_array(tokens, "tokens") if isinstance(tokens, (list, tuple)) else tokens)
     if tokens.dtype.kind not in "iu":
         raise TypeError(f"tokens must be integers, got dtype {tokens.dtype}")
     if tokens.ndim == 1:
         tokens = tokens[None, :]
-    if tokens.ndim != 2 or tokens.shape[1] == 0:
-        raise ValueError(f"tokens must have shape [batch, pos] with pos >= 1, got {tokens.shape}")
+    if tokens.ndim != 2 or 0 in tokens.shape:
+        raise ValueError(f"tokens must have shape [batch, pos] with batch, pos >= 1, got {tokens.shape}")
     if tokens.shape[1] > cfg.n_ctx:
         raise ValueError(f"sequence length {tokens.shape[1]} exceeds the context length n_ctx={cfg.n_ctx}")
     return tokens
@@ -356,9 +356,16 @@ def loss_fn(params, tokens, cfg, targets=None, mask=None, hooks=None):
     return ops.cross_entropy(xp.reshape(logits, (B * T, V)), targets.reshape(-1), weights)
 
 
+def _host_array(x, what):
+    try:
+        return np.asarray(x)
+    except ValueError:  # nested lists of unequal lengths
+        raise ValueError(f"{what} must be a rectangular array [batch, pos]; rows of unequal length given") from None
+
+
 def _as_rows(x, what, like):
     """``x`` on the backend as [B, T]; a 1-D ``x`` is one row (as for tokens)."""
-    x = as_backend_array(np.asarray(x) if isinstance(x, (list, tuple)) else x)
+    x = as_backend_array(_host_array(x, what) if isinstance(x, (list, tuple)) else x)
     x = x[None, :] if x.ndim == 1 else x
     if x.shape != like:
         raise ValueError(f"{what} has shape {tuple(x.shape)}, expected {tuple(like)} (the shape of tokens)")

@@ -29,7 +29,7 @@ from autograd.tracer import getval
 
 from ..backend import from_numpy
 from ..model import loss_fn, forward
-from ..sites import resolve_hooks
+from ..sites import resolve_hooks, site_names
 from .positions import position_mask, prompt_lengths_from_mask
 
 
@@ -121,6 +121,11 @@ def check_adapter(cfg, name, adapter):
     spec and ``cfg`` imply (built for another model width, another rank, or edited by hand)."""
     if adapter.kind == "full":
         return  # its params are the base tree: forward checks them against cfg
+    sites = adapter.spec.get("sites", ())
+    unknown = [s for s in sites if s not in set(site_names(cfg))] if sites else []
+    if unknown:
+        raise ValueError(f"adapter {name!r} ({adapter.kind}) does not fit this model: it edits {unknown[:3]}, "
+                         f"which this config has no site for (built for a deeper model?)")
     try:
         expected = get_kind(adapter.kind).shapes(cfg, adapter.spec)
     except (KeyError, ValueError, IndexError) as err:
