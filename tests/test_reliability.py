@@ -292,3 +292,48 @@ def test_fuzz_loss_masks(mask):
     weights = [m[0, t] for t in range(1, 6) if m[0, t] > 0]
     expected = sum(w * l for w, l in zip(weights, each)) / sum(weights)
     assert math.isclose(float(loss_fn(PARAMS, tokens, CFG, mask=[mask])), expected, rel_tol=1e-9)
+
+# ---------------------------------------------------------------- the command line: one line, exit 2
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["verify", "--model", "/no/such/model"], "no such folder"),
+    (["verify", "--json", "/etc/hostname/x.json", "--claims", "1"], "cannot write in"),
+    (["bench", "--configs", "c9"], "unknown config ['c9']"),
+    (["bench", "--repeats", "0"], "--repeats: expected a positive integer, got 0"),
+    (["bench", "--threads", "-2"], "--threads"),
+    (["bench", "--composed", "nothing"], "--composed: unknown ['nothing']"),
+    (["exercises", "/no/such/answers.py"], "no such file or folder"),
+    (["exercises", "no_such_module_xyz"], "cannot import answers"),
+    (["sites", "--preset", "bert"], "invalid choice: 'bert'"),
+])
+def test_user_errors_are_one_line_and_exit_2(argv, words, capsys):
+    """Rejects a traceback (or argparse's usage block) for a typo, and finding a bad path only
+    after the work is done."""
+    from ministeer.cli import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"ministeer {argv[0]}: ") and words in err, err
+
+
+def test_verify_json_dash_writes_to_stdout(capsys, tmp_path, monkeypatch):
+    """Rejects ``open('-')``, which wrote a file named '-'."""
+    import json
+    from ministeer.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify", "--claims", "1", "--json", "-"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("\n{") + 1:])["passed"] is True
+    assert not (tmp_path / "-").exists()
+
+
+def test_outputs_are_checked_before_any_work():
+    """The shared check the experiments use (``ministeer.usage.check_writable``): nothing is created."""
+    from ministeer.usage import UsageError, check_writable
+    with tempfile.TemporaryDirectory() as folder:
+        check_writable(f"{folder}/new/sub/out.npz", "--out", suffixes=(".npz",))
+        assert list(Path(folder).iterdir()) == []
+        with pytest.raises(UsageError, match=r"--out .*expected a file ending in \.npz"):
+            check_writable(f"{folder}/base", "--out", suffixes=(".npz",))
+        with pytest.raises(UsageError, match="is a folder"):
+            check_writable(folder, "--out")

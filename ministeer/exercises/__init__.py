@@ -104,8 +104,8 @@ def grade(source=None, only=None):
 
 def main(argv=()):
     """``ministeer exercises [PATH] [--only 2.1 ...]``: grade a file or folder of answers."""
-    import argparse
-    parser = argparse.ArgumentParser(prog="ministeer exercises",
+    from ..usage import Parser, UsageError
+    parser = Parser(prog="ministeer exercises",
                                      description="Grade exercise answers (default: the reference solutions).")
     parser.add_argument("source", nargs="?", help=f"a .py file or folder of answers (default: ${ENV_VAR} "
                                                   "or ministeer.exercises.solutions)")
@@ -117,7 +117,13 @@ def main(argv=()):
         for number, (name, _, page) in EXERCISES.items():
             print(f"{number:<5} {name:<26} {page}   (pytest -m {marker(number)})")
         return 0
-    results = grade(args.source, args.only)
+    if args.source and (args.source.endswith(".py") or "/" in args.source or os.sep in args.source) \
+            and not Path(args.source).exists():
+        raise UsageError(f"no such file or folder: {args.source!r} (a .py file or a folder of answers)")
+    try:
+        results = grade(args.source, args.only)
+    except ImportError as err:  # a module name that does not import
+        raise UsageError(f"cannot import answers from {args.source!r}: {err}") from None
     failed = {n: msg for n, msg in results.items() if msg}
     for msg in failed.values():
         print("✗", msg)
