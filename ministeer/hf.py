@@ -279,10 +279,6 @@ def load_pretrained(folder, dtype="float64"):
     _refuse_unsupported(hf, source)
     _verify_save(folder, hf, source)
     tensors = _read_tensors(folder)
-    not_float = sorted(n for n, a in tensors.items() if a.dtype.kind != "f")
-    if not_float:
-        raise CheckpointError(f"{source}: tensors {not_float[:5]} are {tensors[not_float[0]].dtype}, not floating "
-                              "point (quantized or foreign weights would be cast silently)")
     tied = hf.get("tie_word_embeddings")
     tied = ("lm_head.weight" not in tensors) if tied is None else bool(tied)
     try:
@@ -292,6 +288,10 @@ def load_pretrained(folder, dtype="float64"):
             raise
         raise CheckpointError(f"{source}: config.json describes an invalid model: {err}") from None
     tensors = _drop_buffers(tensors, arch, tied)
+    not_float = sorted(n for n, a in tensors.items() if a.dtype.kind != "f")  # after buffers: masks may be bool
+    if not_float:
+        raise CheckpointError(f"{source}: tensors {not_float[:5]} are {tensors[not_float[0]].dtype}, not floating "
+                              "point (quantized or foreign weights would be cast silently)")
     check_arrays(tensors, expected_hf_shapes(cfg), source)
     flat = _FROM_HF[arch](tensors, cfg)
     return unflatten({name: from_numpy(a, cfg.dtype) for name, a in flat.items()}), cfg

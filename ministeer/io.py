@@ -95,7 +95,7 @@ def remove_stale_temporaries(path):
 
 
 def _alive(pid):
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would terminate the process
         return True  # a save in progress in another thread of this process
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists

@@ -325,14 +325,16 @@ def test_params_that_do_not_fit_the_config_are_named_in_forward():
 
 
 def test_the_params_check_costs_little():
-    """The structural check runs in every forward: it must stay far below a step's cost
-    (a walk of ~30 leaves; measured ~20 us against ~1 ms for this forward)."""
+    """The structural check runs in every forward: it must not slow a training step measurably
+    (a walk of ~30 leaves: measured ~30 us against ~35 ms for this step's value and gradient)."""
     import time
+    from autograd import value_and_grad
     from ministeer.model import check_params
     cfg = Config.llama()
     params, tokens = init_params(cfg), _tokens(cfg, 0, 4, 16)
-    timed = lambda fn: min((lambda t: (fn(), time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(20))
-    assert timed(lambda: check_params(params, cfg)) < 0.1 * timed(lambda: forward(params, tokens, cfg))
+    step = value_and_grad(lambda p: loss_fn(p, tokens, cfg))
+    timed = lambda fn: min((lambda t: (fn(), time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(10))
+    assert timed(lambda: check_params(params, cfg)) < 0.01 * timed(lambda: step(params))
 
 
 @pytest.mark.parametrize("kwargs, message", [
