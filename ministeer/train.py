@@ -208,7 +208,8 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
                  newest in ``checkpoint_dir`` if there is one, else start afresh. The
                  continued run is bitwise the uninterrupted one.
     run       -- JSON-able description of what is trained (method spec, seeds), stored in
-                 each checkpoint; resuming under a different one is refused.
+                 each checkpoint; resuming under a different one is refused. An objective that
+                 counts its calls (random draws per step) gets ``objective.resume_at(step)``.
     Raises ``ValueError`` for meaningless settings or data, and ``TrainingDiverged`` (with
     the step, the cause and the last finite params) on NaN/inf.
     """
@@ -232,6 +233,8 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
     resume_from = resolve_resume(resume, checkpoint_dir)
     if resume_from is not None:
         start, trainable, m, v, losses = load_state(resume_from, trainable, settings, run)
+        if hasattr(objective, "resume_at"):  # an objective that counts its calls (adapters.objective)
+            objective.resume_at(start)
     save = (lambda n: save_state(checkpoint_dir, n, trainable, m, v, result.losses, settings, run, keep)) \
         if checkpoint_dir is not None else None
     b1, b2 = betas
