@@ -266,7 +266,7 @@ def load_arrays(path, to_backend=True):
                 outer = json.loads(bytes(f[_META_KEY]).decode()) if _META_KEY in f.files else {}
             if not isinstance(outer, dict):
                 raise CheckpointError(f"{str(path)!r}: metadata is not a JSON object")
-            if not ({"ministeer_format", "sha256"} & set(outer)):  # ministeer 0.1: the metadata itself
+            if not _has_marker(outer):  # ministeer 0.1: the metadata itself
                 outer = {"json": json.dumps(outer)}
         else:
             raise CheckpointError(f"unknown checkpoint format {path.suffix!r}: use .safetensors or .npz")
@@ -280,9 +280,15 @@ def load_arrays(path, to_backend=True):
     return arrays, meta
 
 
+def _has_marker(outer):
+    """Written by this version? One flipped bit damages one key, and either survivor still says so;
+    another tool's lone "sha256" key is not mistaken for ours."""
+    return "ministeer_format" in outer or {"sha256", "json"} <= set(outer)
+
+
 def _verified_metadata(outer, arrays, source):
     """The caller's metadata dict, after checking the digest when the file carries one."""
-    if {"ministeer_format", "sha256"} & set(outer):  # one flipped bit cannot remove both markers
+    if _has_marker(outer):
         if outer.get("ministeer_format") != _FORMAT or "sha256" not in outer or "json" not in outer:
             raise CheckpointError(f"{source}: damaged ministeer header (expected ministeer_format={_FORMAT!r}, "
                                   f"'json' and 'sha256'; found {sorted(outer)})")

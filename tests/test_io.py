@@ -370,3 +370,12 @@ def test_files_respect_the_umask_and_are_fsynced(tmp_path, monkeypatch):
     assert (tmp_path / "x.npz").stat().st_mode & 0o777 == 0o640
     import stat
     assert [stat.S_ISREG(m) for m in synced] == [True, False]  # the file, then its folder
+
+
+def test_another_tools_sha256_key_is_not_taken_for_ours(tmp_path):
+    """Rejects keying verification on a bare 'sha256' metadata key: other tools may write one."""
+    from ministeer.io import write_safetensors
+    path = tmp_path / "theirs.safetensors"
+    write_safetensors(path, {"w": np.ones(2)}, {"format": "pt", "sha256": "of something else"})
+    arrays, meta = load_arrays(path)
+    assert meta == {} and np.array_equal(arrays["w"], np.ones(2))
