@@ -308,8 +308,8 @@ def test_fuzz_loss_masks(mask):
     (["bench", "--repeats", "0"], "--repeats: expected a positive integer, got 0"),
     (["bench", "--threads", "-2"], "--threads"),
     (["bench", "--composed", "nothing"], "--composed: unknown ['nothing']"),
-    (["exercises", "/no/such/answers.py"], "no such file or folder"),
-    (["exercises", "no_such_module_xyz"], "cannot import answers"),
+    (["exercises", "/no/such/answers.py"], "no answers to grade at '/no/such/answers.py'"),
+    (["exercises", "--only", "9.9"], "invalid choice: '9.9'"),
     (["sites", "--preset", "bert"], "invalid choice: 'bert'"),
 ])
 def test_user_errors_are_one_line_and_exit_2(argv, words, capsys):
