@@ -56,14 +56,17 @@ class Config:
             value = getattr(self, field)  # bool is an int to Python, but True layers is a typo
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Config.{field} must be a positive int, got {value!r}")
+            object.__setattr__(self, field, int(value))  # numpy ints become ints: the config goes to JSON
         for field in ("bias", "tied"):
             if not isinstance(getattr(self, field), (bool, np.bool_)):
                 raise ValueError(f"Config.{field} must be True or False, got {getattr(self, field)!r}")
+            object.__setattr__(self, field, bool(getattr(self, field)))
         for field in ("norm_eps", "rope_theta"):  # eps <= 0 divides by 0; theta <= 0 has no rotation
             value = getattr(self, field)
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) \
                     or value <= 0:
                 raise ValueError(f"Config.{field} must be a finite number > 0, got {value!r}")
+            object.__setattr__(self, field, float(value))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.n_heads % self.n_kv_heads:

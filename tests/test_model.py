@@ -308,6 +308,15 @@ def test_invalid_configs_are_rejected(overrides, message):
         Config.llama(**overrides)
 
 
+def test_numpy_scalars_in_a_config_become_python_values(tmp_path):
+    """Rejects keeping np.int64 / np.bool_ fields: the config is stored as JSON, which refuses them."""
+    from ministeer.io import load_model, save_model
+    cfg = Config.llama(n_layers=np.int64(1), vocab_size=np.int32(10), tied=np.bool_(True), norm_eps=np.float32(1e-5))
+    assert type(cfg.n_layers) is int and type(cfg.tied) is bool and type(cfg.norm_eps) is float
+    save_model(tmp_path / "m.safetensors", init_params(cfg), cfg)
+    assert load_model(tmp_path / "m.safetensors")[1] == cfg
+
+
 def test_params_that_do_not_fit_the_config_are_named_in_forward():
     """Rejects a forward pass that trusts the tree: 1-layer params under a 2-layer config ran and
     returned logits, and vocab-128 params gave 128-wide logits."""
