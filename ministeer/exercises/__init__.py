@@ -64,12 +64,12 @@ def grade(source=None, only=None):
 
 def main(argv=()):
     """``ministeer exercises [PATH] [--only 2.1 ...]``, ``--list``, or ``notebook DIR``."""
-    import argparse
+    from ..usage import Parser  # argparse whose errors are one line, exit 2 (ministeer.cli)
     argv = list(argv)
     if argv[:1] == ["notebook"]:
         from .notebook import main as notebook_main
         return notebook_main(argv[1:])
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ministeer exercises",
         description="Grade your exercise answers. `ministeer exercises notebook DIR` writes .ipynb copies.")
     parser.add_argument("source", nargs="?", default=None,
