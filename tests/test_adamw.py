@@ -75,3 +75,23 @@ def test_update_never_modifies_its_inputs():
     for old, kept in zip((trainable, grads), before):
         assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(named_leaves(old), named_leaves(kept)))
     assert not any(np.array_equal(a, b) for (_, a), (_, b) in zip(named_leaves(new), named_leaves(trainable)))
+
+
+def test_restarting_from_the_moments_continues_bitwise():
+    """What ``fit`` does on resume: a new AdamW from ``moments()`` and the step count carries
+    on exactly. Rejects a restart that loses the step count (wrong bias correction) or
+    reads the moments back in the wrong order."""
+    rng = np.random.default_rng(1)
+    trainable = _tree(rng)
+    grads = [tree_map(lambda p: rng.normal(size=p.shape).astype(p.dtype), trainable) for _ in range(3)]
+    lrs = tree_map(lambda _: 1e-2, trainable)
+    straight = AdamW(trainable, lrs)
+    p = trainable
+    for g in grads:
+        p = straight.update(p, g)
+    first = AdamW(trainable, lrs)
+    q = first.update(trainable, grads[0])
+    resumed = AdamW(q, lrs, moments=first.moments(q), step=1)
+    for g in grads[1:]:
+        q = resumed.update(q, g)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(named_leaves(p), named_leaves(q), strict=True))
