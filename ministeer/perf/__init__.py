@@ -3,6 +3,8 @@
 * ``bench.py``       -- ms per training step and per forward, against PyTorch eager.
 * ``bench_torch.py`` -- the identical model in PyTorch (torch is never a dependency).
 * ``allocator.py``   -- glibc malloc tuning, applied by ``ministeer bench`` only.
+* ``ab.py``          -- interleaved A/B timing (``--ab``, ``--ab-optimizer``, ``--ab-malloc``).
+* ``scaling.py``     -- ``--scaling``: cost and peak memory as T and d double, and the figure.
 
 Method, tables and reasons: docs/performance.md.
 """
