@@ -12,9 +12,10 @@ module             idea                                                         
 ``oracle``         oracle composition, lockstep, per-token inversion              04-where-to-steer
 ``fitting``        the best constant / affine / rank-r / pre-MLP steer            05-parameterizations
 ``reft``           ReFT is a rank-r update of the down projection                 05-parameterizations
-``claims``         one runner per claim of the paper (``ministeer verify``)       index
 =================  ============================================================  ==========================
 
-The equations are numbered per docs page, e.g. docs/03-glu-and-pre-mlp.md eq. (3.3) is
+The claim runners for ``ministeer verify`` live in ministeer/verify_claims.py, next to
+the command. Equation numbers are this project's (the paper's own numbering is not known
+here) and are numbered per docs page, e.g. docs/03-glu-and-pre-mlp.md eq. (3.3) is
 ``glu.pre_mlp_jacobian``. Every function's docstring names its equation and its test.
 """
