@@ -9,7 +9,7 @@ then, per claim, what would make it fail. The source is the claim's provenance (
 paper, the authors' blog, the official code, or derived here; see docs/index.md).
 
 and exits 1 if any claim fails. ``--model DIR`` also runs the model-dependent claims
-on a local Hugging Face checkpoint (``ministeer.io.load_pretrained``); ``--json PATH``
+on a local Hugging Face checkpoint (``ministeer.hf.load_pretrained``); ``--json PATH``
 writes the same table as JSON.
 """
 import argparse
@@ -24,10 +24,7 @@ from .verify_claims import CLAIMS, Model, random_model, run_claim
 
 
 def _checkpoint_model(folder, seed, n_tokens):
-    try:
-        from .io import load_pretrained
-    except ImportError as err:  # the loader lives in another module that may be missing
-        raise SystemExit(f"ministeer verify --model needs ministeer.io.load_pretrained ({err})")
+    from .hf import load_pretrained
     params, cfg = load_pretrained(folder)
     rng = np.random.default_rng(seed)
     tokens = rng.integers(0, cfg.vocab_size, (1, min(n_tokens, cfg.n_ctx)))

@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ministeer import adapters as A
-from ministeer.adapters.core import site_shape
+from ministeer.sites import site_shape
 from ministeer.sites import site_names
 from ministeer.tree import tree_map
 

@@ -42,7 +42,7 @@ def test_every_method_is_an_exact_noop_at_init(mt, name):
 
 @given(model_and_tokens(), st.sampled_from(sorted(A.ACTIVATIONS)), seeds)
 def test_lowrank_is_h_plus_alpha_U_phi_D_h(mt, activation, seed):
-    """NOTES.md §6 at one site: the cached activation after the hook is h + alpha U phi(D h)."""
+    """The post-block adapter (docs/05-parameterizations.md) at one site: the cached activation after the hook is h + alpha U phi(D h)."""
     cfg, params, tokens = mt
     site = np.random.default_rng(seed).choice(flat_sites(cfg))
     adapter = randomize(A.lowrank(cfg, sites=site, r=3, activation=activation, alpha=0.7), seed)

@@ -41,7 +41,7 @@ def test_method_count_equals_the_built_adapters(cfg, name):
 def test_counts_equal_the_closed_forms(cfg, r):
     d, L, m, kv = cfg.d_model, cfg.n_layers, cfg.d_mlp, cfg.n_kv_heads * cfg.d_head
     count = lambda kind, **f: A.count_params(cfg, {"kind": kind, **f}).trainable
-    assert count("lowrank", r=r) == 2 * r * d * L                                  # post-block, NOTES.md §6
+    assert count("lowrank", r=r) == 2 * r * d * L                                  # post-block: 2 r d L
     assert count("lowrank", r=r, sites="post_mlp", layers=[0]) == 2 * r * d
     assert count("lowrank", r=r, sites="blocks.*.mlp.hook_post") == 2 * r * m * L
     assert count("vector") == d * L
@@ -63,7 +63,7 @@ def test_llama_3_2_1b_base_size():
     ("lora", 0.4561, 0.45, 2),
 ])
 def test_the_papers_percentages_on_llama_3_2_1b(method, exact, paper, digits):
-    """NOTES.md §6. The paper rounds to `digits` decimals, except LoRA: 0.456% is reported as
+    """The paper's percentages (arXiv 2603.00425). The paper rounds to `digits` decimals, except LoRA: 0.456% is reported as
     "0.45%" (truncated, as the blog table also has it)."""
     percent = A.count_params(LLAMA_1B, method).percent
     assert percent == pytest.approx(exact, rel=1e-3)

@@ -1,4 +1,4 @@
-"""Joint LoRA + post-block steering: the orthogonality projection of the official code (NOTES.md §7)."""
+"""Joint LoRA + post-block steering: the orthogonality projection of the official code (https://github.com/SprocketLab/steerling)."""
 import numpy as np
 from hypothesis import given, strategies as st
 

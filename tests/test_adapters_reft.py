@@ -46,7 +46,7 @@ def test_loreft_with_W_equal_R_and_b_zero_is_the_identity(mt, seed):
 
 @given(model_and_tokens(), seeds)
 def test_loreft_sets_the_R_projection_to_W_h_plus_b(mt, seed):
-    """pyreft's definition: the edited h' has R h' = W h + b, and h' - h lies in row(R) (NOTES.md §4.4)."""
+    """pyreft's definition: the edited h' has R h' = W h + b, and h' - h lies in row(R)."""
     cfg, params, tokens = mt
     site = "blocks.0.hook_resid_post"
     adapter = randomize(A.loreft(cfg, sites=site, r=1, positions=None, seed=seed), seed)

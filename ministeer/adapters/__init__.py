@@ -12,19 +12,20 @@ See ``core.py`` for the data model and ``methods.py`` for the method registry.
 """
 from . import lora as _lora, reft as _reft, steer as _steer  # noqa: F401  (register the kinds)
 from .core import (KINDS, Adapter, adapted_forward, adapted_loss, adapted_params, adapter_hooks, as_adapters,
-                   init_adapter, make_spec, objective, position_mask, trainable_of, with_trainable)
-from .count import ParamCount, adapter_size, base_param_count, base_shapes, count_params
+                   init_adapter, make_spec, objective, trainable_of, with_trainable)
+from .count import ParamCount, adapter_size, base_param_count, count_params
 from .fold import FoldError, fold
 from .joint import column_basis, orth_projector, project_joint
 from .lora import delta_weight, full, linear_modules, lora, merge_lora, resolve_targets, unmerge_lora
-from .methods import METHODS, build_method, method_specs, train_method
+from .methods import METHODS, Method, build_method, method_specs, train_method
+from .positions import position_mask
 from .reft import direft, loreft, orthonormal_rows, rotation
 from .saving import load_adapters, save_adapters
 from .steer import ACTIVATIONS, lowrank, steering_vector
 
-__all__ = ["ACTIVATIONS", "Adapter", "FoldError", "KINDS", "METHODS", "ParamCount", "adapted_forward",
+__all__ = ["ACTIVATIONS", "Adapter", "FoldError", "KINDS", "METHODS", "Method", "ParamCount", "adapted_forward",
            "adapted_loss", "adapted_params", "adapter_hooks", "adapter_size", "as_adapters", "base_param_count",
-           "base_shapes", "build_method", "column_basis", "count_params", "delta_weight", "direft", "fold", "full",
+           "build_method", "column_basis", "count_params", "delta_weight", "direft", "fold", "full",
            "init_adapter", "linear_modules", "lora", "loreft", "lowrank", "make_spec", "merge_lora",
            "method_specs", "objective", "orth_projector", "orthonormal_rows", "position_mask", "project_joint",
            "resolve_targets", "rotation", "save_adapters", "load_adapters", "steering_vector", "train_method",

@@ -24,9 +24,10 @@ from typing import Callable, Optional
 
 import numpy as np  # host side only: seeded initialization
 
-from ..backend import as_backend_array, from_numpy, raw
+from ..backend import from_numpy
 from ..model import loss_fn, forward
-from ..sites import BLOCK_SITES, GLOBAL_SITES, resolve, resolve_hooks
+from ..sites import resolve_hooks
+from .positions import position_mask, prompt_lengths_from_mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,107 +96,6 @@ def init_adapter(cfg, spec, seed=0):
     """An ``Adapter`` for a concrete ``spec``, initialized from a seeded host RNG."""
     host = get_kind(spec["kind"]).init(cfg, spec, np.random.default_rng(seed))
     return Adapter(spec, {g: {leaf: from_numpy(a, cfg.dtype) for leaf, a in p.items()} for g, p in host.items()})
-
-
-# ---------------------------------------------------------------- sites and positions
-
-
-def site_shape(cfg, name):
-    """Shape of the activation at a concrete site, without the leading ``(B, T)``.
-
-    ``None`` for ``attn.hook_pattern``, which is not indexed by position first.
-    """
-    suffix = name.split(".", 2)[2] if name.startswith("blocks.") else name
-    shape = (BLOCK_SITES.get(suffix) or GLOBAL_SITES[suffix])[0].split()
-    if shape[:2] != ["B", "T"]:
-        return None
-    size = {"d": cfg.d_model, "m": cfg.d_mlp, "H": cfg.n_heads, "K": cfg.n_kv_heads, "dh": cfg.d_head}
-    return tuple(size[s] for s in shape[2:])
-
-
-def select_sites(cfg, sites, layers=None, flat_only=False):
-    """Concrete site names for patterns ``sites`` (str or list), optionally only ``layers``.
-
-    A bare block suffix (``"hook_attn_out"``) means that site in every layer.
-    """
-    patterns = [sites] if isinstance(sites, str) else list(sites)
-    patterns = [f"blocks.*.{p}" if p in BLOCK_SITES else p for p in patterns]
-    names = [n for p in patterns for n in resolve(cfg, p)]
-    names = list(dict.fromkeys(names))  # de-duplicate, keep forward order of the patterns
-    if layers is not None:
-        bad = [l for l in layers if not (isinstance(l, int) and 0 <= l < cfg.n_layers)]
-        if bad:
-            raise ValueError(f"layers {bad} out of range: this config has layers 0..{cfg.n_layers - 1}")
-        names = [n for n in names if n.startswith("blocks.") and int(n.split(".")[1]) in layers]
-    for n in names:
-        shape = site_shape(cfg, n)
-        if shape is None or (flat_only and len(shape) != 1):
-            want = "a [B, T, width] activation" if flat_only else "a position axis second"
-            raise ValueError(f"site {n!r} has shape {BLOCK_SITES.get(n.split('.', 2)[-1], ('?',))[0]}; "
-                             f"this adapter needs {want}")
-    if not names:
-        raise ValueError(f"sites {sites!r} with layers {layers!r} select no site")
-    return names
-
-
-def check_positions(positions):
-    """Validate a positions spec; returns it in JSON form (a bool mask becomes a list)."""
-    if positions is None or isinstance(positions, str):
-        if positions not in (None, "last"):
-            parse_first_last(positions)
-        return positions
-    arr = np.asarray(positions)
-    if arr.dtype == bool and arr.ndim in (1, 2):
-        return arr.tolist()
-    if arr.dtype.kind in "iu" and arr.ndim == 1 and arr.size:
-        return [int(i) for i in arr]
-    raise ValueError(f"positions={positions!r}; expected None (all), 'last', 'f<k>+l<k>' (pyreft), "
-                     "a list of ints, or a bool mask [T] or [B, T]")
-
-
-def parse_first_last(text):
-    """pyreft's position notation: ``"f1+l1"`` -> (1, 1), ``"l3"`` -> (0, 3), ``"f7"`` -> (7, 0)."""
-    first = last = 0
-    for part in text.split("+"):
-        if len(part) < 2 or part[0] not in "fl" or not part[1:].isdigit():
-            raise ValueError(f"positions={text!r}; expected pyreft notation like 'f1+l1', 'l1' or 'f7+l7'")
-        first, last = (int(part[1:]), last) if part[0] == "f" else (first, int(part[1:]))
-    return first, last
-
-
-def position_mask(positions, batch, n_pos, prompt_lengths=None):
-    """Float mask [B, T] (1 where the adapter edits) built with ``raw``; ``None`` means every position.
-
-    ``"f<k>+l<k>"`` counts from the ends of the *prompt* when ``prompt_lengths`` ([B] or int)
-    is given (pyreft's semantics), else from the ends of the sequence. A bool mask may be longer
-    than the sequence (it is cut), a list of ints may not.
-    """
-    if positions is None:
-        return None
-    t = raw.arange(n_pos)[None, :]  # [1, T]
-    if isinstance(positions, str) and positions == "last":
-        return raw.broadcast_to(1.0 * (t == n_pos - 1), (batch, n_pos))
-    if isinstance(positions, str):
-        first, last = parse_first_last(positions)
-        P = raw.asarray(n_pos if prompt_lengths is None else prompt_lengths).reshape(-1, 1)  # [B or 1, 1]
-        P = raw.minimum(P, n_pos)
-        chosen = (t < raw.minimum(first, P)) | ((t >= P - last) & (t < P))
-        return raw.broadcast_to(1.0 * chosen, (batch, n_pos))
-    arr = np.asarray(positions)
-    if arr.dtype == bool:  # longer masks are cut: loss_fn feeds tokens[:, :-1], generation grows T
-        if arr.shape[-1] < n_pos or (arr.ndim == 2 and arr.shape[0] != batch):
-            raise ValueError(f"position mask has shape {arr.shape}; this input needs [{n_pos}] or [{batch}, {n_pos}]")
-        return raw.broadcast_to(1.0 * as_backend_array(arr[..., :n_pos]), (batch, n_pos))
-    if arr.min() < -n_pos or arr.max() >= n_pos:
-        raise ValueError(f"positions {arr.tolist()} out of range for a sequence of {n_pos} tokens")
-    hit = (t == as_backend_array(arr % n_pos)[:, None]).any(axis=0)  # [T]
-    return raw.broadcast_to(1.0 * hit, (batch, n_pos))
-
-
-def prompt_lengths_from_mask(mask):
-    """Index of the first supervised (completion) token in each row; rows without one get T."""
-    m = as_backend_array(mask) > 0
-    return raw.where(m.any(axis=1), raw.argmax(m, axis=1), m.shape[1])
 
 
 # ---------------------------------------------------------------- applying a set of adapters

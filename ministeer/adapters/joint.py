@@ -1,6 +1,7 @@
 """Joint adaptation: LoRA and post-block steering under one loss, with the orthogonality constraint.
 
-NOTES.md §7. At each layer l, let ``B`` [d, r] be the ``lora_B`` factor of the MLP down
+The paper's joint adaptation, as the official code implements it
+(https://github.com/SprocketLab/steerling; docs/06-joint-adaptation.md). At each layer l, let ``B`` [d, r] be the ``lora_B`` factor of the MLP down
 projection (``Delta W_d = s B A``) and ``V`` [d, k] an orthonormal basis of col(B)
 (k = rank B, from an SVD; k = 0 when B = 0, e.g. at init). Then either
 
@@ -16,6 +17,7 @@ B = 0 leaves D and U bitwise unchanged).
 import numpy as np  # host side: the rank decision on r singular values
 
 from ..backend import raw, to_numpy
+from ..sites import split_name
 
 MODES = ("input", "output", "none")
 
@@ -42,18 +44,13 @@ def project_out(steer_params, V, mode):
     raise ValueError(f"mode={mode!r}; expected one of {MODES}")
 
 
-def _layer(name):
-    parts = name.split(".")
-    return int(parts[1]) if parts[0] == "blocks" else None
-
-
 def project_joint(lora_params, steer_params, mode):
     """Apply the constraint at every layer where both a down_proj LoRA and a steering site exist."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}; expected one of {MODES}")
     out = dict(steer_params)
     for site, p in steer_params.items():
-        down = lora_params.get(f"model.layers.{_layer(site)}.mlp.down_proj")
+        down = lora_params.get(f"model.layers.{split_name(site)[0]}.mlp.down_proj")
         if down is None:
             continue
         if "D" not in p:

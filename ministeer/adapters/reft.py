@@ -1,6 +1,6 @@
 """ReFT interventions as pyreft defines them (Wu et al. 2024), as activation adapters.
 
-LoReFT (NOTES.md §4.4):   h <- h + R^T (W h + b - R h),   R: [r, d] with orthonormal rows,
+LoReFT (pyreft, https://github.com/stanfordnlp/pyreft):   h <- h + R^T (W h + b - R h),   R: [r, d] with orthonormal rows,
 DiReFT:                   h <- h + R^T (W h + b),         R: [r, d] unconstrained,
 
 with W: [r, d], b: [r], applied at chosen positions of chosen layers (pyreft's
@@ -22,7 +22,9 @@ W, b is not a no-op.
 import numpy as np  # host side only: initialization
 
 from ..backend import from_numpy, to_numpy, xp
-from .core import Kind, check_positions, init_adapter, make_spec, register, select_sites
+from ..sites import select_sites
+from .core import Kind, init_adapter, make_spec, register
+from .positions import check_positions
 from .steer import kaiming_uniform, width
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np  # host side: fingerprints and card numbers
 
 from ..backend import to_numpy
-from ..io import flatten_tree, load_arrays, save_arrays, unflatten_tree
+from ..io import load_arrays, save_arrays
+from ..tree import flatten, unflatten
 from ..model import Config, forward, init_params, loss_fn
 from ..tasks import TASK_NAMES, TOKENIZER, accuracy, batch_sampler, examples, get_task
 from ..train import fit
@@ -63,7 +64,7 @@ def pretrain(cfg=BASE_CONFIG, progress=True, **overrides):
 def fingerprint(params):
     """SHA-256 over the weights' bytes, in sorted dotted-name order."""
     digest = hashlib.sha256()
-    for name, leaf in sorted(flatten_tree(params).items()):
+    for name, leaf in sorted(flatten(params).items()):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(to_numpy(leaf)).tobytes())
     return digest.hexdigest()
@@ -91,7 +92,7 @@ def code_version():
 
 
 def save_base(params, cfg, card, path=BASE_PATH, card_path=CARD_PATH):
-    save_arrays(path, flatten_tree(params), metadata={"config": asdict(cfg)})
+    save_arrays(path, flatten(params), metadata={"config": asdict(cfg)})
     Path(card_path).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
 
 
@@ -100,7 +101,7 @@ def load_base(path=BASE_PATH):
     arrays, meta = load_arrays(path)
     if "config" not in meta:
         raise ValueError(f"{str(path)!r} has no config in its metadata; was it written by save_base?")
-    return unflatten_tree(arrays), Config(**meta["config"])
+    return unflatten(arrays), Config(**meta["config"])
 
 
 def load_card(path=CARD_PATH):
