@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 from strategies import model_and_tokens, seeds
 from ministeer.theory.first_order import random_update
 from ministeer.theory.scaling import local_slopes, loglog_slope, settled_slope
-from ministeer.theory.where import best_read_residual, variation
+from ministeer.theory.where import best_read_residual, outside_column_space, variation
 from ministeer.tree import named_leaves
 
 
@@ -55,3 +55,17 @@ def test_settled_slope_drops_the_bent_start_and_keeps_the_tail():
     assert settled_slope(eps, clean) == pytest.approx(2.0, rel=1e-12)
     with pytest.raises(ValueError, match="rounding floor"):
         settled_slope(eps, errs, floor=10.0)
+
+
+@given(seeds, st.integers(2, 8), st.data())
+def test_outside_column_space_for_a_general_matrix(seed, d, data):
+    """(I - W W^+) t for a W that is neither orthonormal nor of full rank: the least-squares
+    residual of W c = t. Rejects t - W W^T t (right only for orthonormal columns)."""
+    rng = np.random.default_rng(seed)
+    k = data.draw(st.integers(1, d))
+    W = rng.normal(size=(d, k)) @ np.diag(rng.uniform(0.5, 3.0, size=k))
+    if k > 1 and data.draw(st.booleans()):
+        W[:, -1] = W[:, 0]  # rank-deficient
+    t = rng.normal(size=(4, d))
+    c = np.linalg.lstsq(W, t.T, rcond=None)[0]
+    np.testing.assert_allclose(outside_column_space(W, t), t - (W @ c).T, atol=1e-10)
