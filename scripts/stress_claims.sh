@@ -3,23 +3,33 @@
 # claims: a property test must pass every seed, not most. Usage:
 #     scripts/stress_claims.sh [N_SEEDS=200] [FIRST_SEED=random] [extra pytest args...]
 # Prints one line per failing seed and a summary "passed S of N seeds"; exit 1 if any failed.
-# The CI hypothesis profile (25 examples per test) is used; failing seeds can be replayed
-# with  python -m pytest -m claim --hypothesis-seed=SEED
+# The CI hypothesis profile (25 examples per test) is used. All seeds run in one Python
+# process (pytest.main per seed), so numpy/autograd/hypothesis are imported once.
+# Replay a failing seed with  python -m pytest -m claim --hypothesis-seed=SEED
 set -u
 n=${1:-200}
 first=${2:-$(( (RANDOM << 15) | RANDOM ))}
 shift $(( $# > 2 ? 2 : $# ))
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 cd "$(dirname "$0")/.."
-ok=0; bad=0; start=$(date +%s)
-for i in $(seq 0 $((n - 1))); do
-    seed=$((first + i))
-    if out=$(python -m pytest -q -m claim -p no:warnings -p no:cacheprovider --hypothesis-seed="$seed" "$@" 2>&1); then
-        ok=$((ok + 1))
-    else
-        bad=$((bad + 1))
-        echo "seed $seed FAILED: $(echo "$out" | grep -E '^FAILED' | tr '\n' ' ')"
-    fi
-done
-echo "passed $ok of $n seeds (first seed $first, profile $HYPOTHESIS_PROFILE) in $(( $(date +%s) - start )) s"
-[ "$bad" -eq 0 ]
+exec python - "$n" "$first" "$@" <<'PY'
+import contextlib, io, sys, time
+import pytest
+
+n, first, extra = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+args = ["-q", "-m", "claim", "-p", "no:warnings", "-p", "no:cacheprovider", "-o", "addopts=", *(extra or ["tests"])]
+ok, start = 0, time.time()
+for seed in range(first, first + n):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = pytest.main([*args, f"--hypothesis-seed={seed}"])
+    if code == 0:
+        ok += 1
+    else:
+        failed = [l for l in out.getvalue().splitlines() if l.startswith(("FAILED", "ERROR"))]
+        print(f"seed {seed} FAILED: {' '.join(failed) or out.getvalue()[-300:]}", flush=True)
+    if (seed - first + 1) % 10 == 0:
+        print(f"... {seed - first + 1} seeds, {ok} passed, {time.time() - start:.0f} s", flush=True)
+print(f"passed {ok} of {n} seeds (first seed {first}) in {time.time() - start:.0f} s")
+sys.exit(0 if ok == n else 1)
+PY
