@@ -9,7 +9,7 @@ mutant and the kill score; docs/09-testing-the-tests.md records the last run.
     python scripts/mutants.py                 # all mutants (about 10-20 min on 2 cores)
     python scripts/mutants.py --only rope_sign --only ln_eps2
     python scripts/mutants.py --list          # check every edit still applies, run nothing
-    python scripts/mutants.py --json out.json
+    python scripts/mutants.py --json out.json --jobs 3   # three copies, three mutants at a time
 
 Robust by construction: the copy lives in a temporary folder that is removed on exit,
 Ctrl-C included, and each file is restored from memory after its mutant, in ``finally``.
@@ -24,7 +24,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,6 +169,9 @@ MUTANTS = [
 ]
 
 
+RUNNING = set()  # test processes in flight
+
+
 def repo_files():
     out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split("\n")
@@ -189,12 +194,18 @@ def run_tests(copy, area, timeout):
            "HYPOTHESIS_PROFILE": "dev", "PYTHONPATH": str(copy)}
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
            "-o", "addopts=", "--hypothesis-seed=0", *tests]
+    proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    RUNNING.add(proc)  # so that an interrupted run ends its test processes too
     try:
-        proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:  # subprocess.run kills the child before raising
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         return "timeout", ""
-    tail = [l for l in proc.stdout.splitlines() if l.startswith("FAILED") or l.startswith("ERROR")]
-    return ("pass" if proc.returncode == 0 else "fail"), (tail[0] if tail else proc.stdout.strip()[-200:])
+    finally:
+        RUNNING.discard(proc)
+    tail = [l for l in out.splitlines() if l.startswith("FAILED") or l.startswith("ERROR")]
+    return ("pass" if proc.returncode == 0 else "fail"), (tail[0] if tail else out.strip()[-200:])
 
 
 def main(argv=None):
@@ -204,31 +215,41 @@ def main(argv=None):
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per test run (a timeout counts as killed)")
     parser.add_argument("--skip-baseline", action="store_true", help="do not run the unmutated tests first")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at the same time, each on its own copy")
+    parser.add_argument("--skip", action="append", default=[], help="leave out this mutant (repeatable)")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTANTS if not args.only or m[0] in args.only]
+    chosen = [m for m in MUTANTS if (not args.only or m[0] in args.only) and m[0] not in args.skip]
     if args.list:
         for m in chosen:
             print(f"{m[0]:28s} {m[1]:9s} {check(m) or 'ok'}")
         return 0 if all(not check(m) for m in chosen) else 1
     # a plain `kill` must clean up as Ctrl-C does: turn SIGTERM into KeyboardInterrupt
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    results, start = [], time.perf_counter()
+    results, start, lock = [], time.perf_counter(), threading.Lock()
     with tempfile.TemporaryDirectory(prefix="ministeer-mutants-") as tmp:  # removed on exit, Ctrl-C too
-        copy = Path(tmp) / "repo"
-        for f in repo_files():
-            (copy / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, copy / f)
+        files = repo_files()
+        copies = []
+        for j in range(max(1, args.jobs)):  # one private copy per worker
+            copy = Path(tmp) / f"repo{j}"
+            for f in files:
+                (copy / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / f, copy / f)
+            copies.append(copy)
         for area in [] if args.skip_baseline else sorted({m[1] for m in chosen}):  # unmutated tests pass first
-            status, why = run_tests(copy, area, args.timeout)
+            status, why = run_tests(copies[0], area, args.timeout)
             if status != "pass":
                 print(f"baseline of area {area!r} does not pass ({why}); fix that first")
                 return 2
-        for name, area, path, old, new, what in chosen:
-            stale = check((name, area, path, old, new, what))
+        free = list(copies)
+
+        def one(mutant):
+            name, area, path, old, new, what = mutant
+            stale = check(mutant)
             if stale:
-                print(f"STALE     {name:28s} {stale}")
-                results.append(dict(name=name, area=area, status="stale", why=stale))
-                continue
+                print(f"STALE     {name:28s} {stale}", flush=True)
+                return dict(name=name, area=area, status="stale", why=stale)
+            with lock:
+                copy = free.pop()
             target = copy / path
             original = target.read_text()
             t0 = time.perf_counter()
@@ -237,10 +258,19 @@ def main(argv=None):
                 status, why = run_tests(copy, area, args.timeout)
             finally:
                 target.write_text(original)
+                with lock:
+                    free.append(copy)
             verdict = "SURVIVED" if status == "pass" else "KILLED"
             print(f"{verdict:9s} {name:28s} {area:9s} {time.perf_counter() - t0:5.1f} s  {what}"
                   + (f"  [{why[:90]}]" if verdict == "KILLED" else ""), flush=True)
-            results.append(dict(name=name, area=area, status=verdict.lower(), what=what, why=why))
+            return dict(name=name, area=area, status=verdict.lower(), what=what, why=why)
+
+        try:
+            with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+                results = list(pool.map(one, chosen))
+        finally:  # Ctrl-C or kill: stop the tests still running before their copies are deleted
+            for proc in list(RUNNING):
+                proc.kill()
     scored = [r for r in results if r["status"] != "stale"]
     killed = sum(r["status"] == "killed" for r in scored)
     print(f"\nkilled {killed} of {len(scored)} mutants ({100.0 * killed / max(1, len(scored)):.1f}%), "
