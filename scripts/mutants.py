@@ -171,6 +171,14 @@ MUTANTS = [
 
 RUNNING = set()  # test processes in flight
 
+# A pytest plugin written into each copy: the "dev" number of examples, no shrinking (a
+# killed mutant needs one failing example, not the smallest; shrinking costs minutes).
+PROFILE_PLUGIN = """from hypothesis import HealthCheck, Phase, settings
+settings.register_profile("mutants", max_examples=15, deadline=None, print_blob=False,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                          suppress_health_check=list(HealthCheck))
+"""
+
 
 def repo_files():
     out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
@@ -191,8 +199,8 @@ def run_tests(copy, area, timeout):
     for g in AREAS[area]:
         tests += [t for t in sorted(str(p.relative_to(copy)) for p in copy.glob(g)) if t not in tests]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "HYPOTHESIS_PROFILE": "dev", "PYTHONPATH": str(copy)}
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
+           "HYPOTHESIS_PROFILE": "mutants", "PYTHONPATH": str(copy)}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "mutant_profile",
            "-o", "addopts=", "--hypothesis-seed=0", *tests]
     proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     RUNNING.add(proc)  # so that an interrupted run ends its test processes too
@@ -234,6 +242,7 @@ def main(argv=None):
             for f in files:
                 (copy / f).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / f, copy / f)
+            (copy / "mutant_profile.py").write_text(PROFILE_PLUGIN)
             copies.append(copy)
         for area in [] if args.skip_baseline else sorted({m[1] for m in chosen}):  # unmutated tests pass first
             status, why = run_tests(copies[0], area, args.timeout)
@@ -260,21 +269,25 @@ def main(argv=None):
                 target.write_text(original)
                 with lock:
                     free.append(copy)
-            verdict = "SURVIVED" if status == "pass" else "KILLED"
+            verdict = {"pass": "SURVIVED", "fail": "KILLED", "timeout": "TIMEOUT"}[status]
             print(f"{verdict:9s} {name:28s} {area:9s} {time.perf_counter() - t0:5.1f} s  {what}"
-                  + (f"  [{why[:90]}]" if verdict == "KILLED" else ""), flush=True)
+                  + (f"  [{why[:90]}]" if status == "fail" else ""), flush=True)
             return dict(name=name, area=area, status=verdict.lower(), what=what, why=why)
 
+        pool = ThreadPoolExecutor(max_workers=len(copies))
         try:
-            with ThreadPoolExecutor(max_workers=len(copies)) as pool:
-                results = list(pool.map(one, chosen))
-        finally:  # Ctrl-C or kill: stop the tests still running before their copies are deleted
+            results = list(pool.map(one, chosen))
+        except BaseException:  # Ctrl-C or kill: stop the running tests, then let the workers finish
             for proc in list(RUNNING):
                 proc.kill()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     scored = [r for r in results if r["status"] != "stale"]
-    killed = sum(r["status"] == "killed" for r in scored)
+    killed = sum(r["status"] == "killed" for r in scored)  # a timeout is not counted as a kill
+    timeouts = sum(r["status"] == "timeout" for r in scored)
     print(f"\nkilled {killed} of {len(scored)} mutants ({100.0 * killed / max(1, len(scored)):.1f}%), "
-          f"{len(results) - len(scored)} stale, in {time.perf_counter() - start:.0f} s")
+          f"{timeouts} timed out, {len(results) - len(scored)} stale, in {time.perf_counter() - start:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(killed=killed, scored=len(scored), results=results), indent=2))
     return 0 if killed == len(scored) else 1
