@@ -54,7 +54,11 @@ def _affine_parts(name, adapter, site):
     if spec.get("positions") is not None:
         raise FoldError(f"cannot fold {name!r}: it edits only some positions (positions={spec['positions']!r}), "
                         "but a weight or bias update acts on every position alike.")
-    parts = get_kind(adapter.kind).affine(spec, adapter.params[site])
+    kind = get_kind(adapter.kind)
+    if kind.affine is None:  # LoFiT, JoLA: per-head edits of attn.hook_z (an o_proj update in principle)
+        raise FoldError(f"cannot fold {name!r}: ministeer has no folding rule for {adapter.kind!r} adapters "
+                        f"(they edit per-head outputs at {spec['sites'][0] if spec['sites'] else 'no site'!r}).")
+    parts = kind.affine(spec, adapter.params[site])
     if parts is None:
         raise FoldError(f"cannot fold {name!r}: its activation {spec.get('activation')!r} makes the shift a "
                         "nonlinear function of the activation, which no weight matrix reproduces.")
