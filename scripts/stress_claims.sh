@@ -4,7 +4,8 @@
 #     scripts/stress_claims.sh [N_SEEDS=200] [FIRST_SEED=random] [extra pytest args...]
 # Prints one line per failing seed and a summary "passed S of N seeds"; exit 1 if any failed.
 # The CI hypothesis profile (25 examples per test) is used. All seeds run in one Python
-# process (pytest.main per seed), so numpy/autograd/hypothesis are imported once.
+# process (pytest.main per seed), so numpy/autograd/hypothesis are imported once: do not
+# edit or merge the working tree while it runs (the modules already imported would go stale).
 # Replay a failing seed with  python -m pytest -m claim --hypothesis-seed=SEED
 set -u
 n=${1:-200}
@@ -25,6 +26,7 @@ for seed in range(first, first + n):
         code = pytest.main([*args, f"--hypothesis-seed={seed}"])
     if code == 0:
         ok += 1
+        print(f"seed {seed} passed", flush=True)
     else:
         failed = [l for l in out.getvalue().splitlines() if l.startswith(("FAILED", "ERROR"))]
         print(f"seed {seed} FAILED: {' '.join(failed) or out.getvalue()[-300:]}", flush=True)
