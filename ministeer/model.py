@@ -212,7 +212,7 @@ def mlp(x, p, cfg, site):
 
 
 def block(h, p, cfg, site, rope_tables):
-    """One pre-norm block: h + Attn(Norm(h)), then + MLP(Norm(.)) -- the paper's eq. (2.1)."""
+    """One pre-norm block: h + Attn(Norm(h)), then + MLP(Norm(.)) (docs/01 eqs. (1.1)-(1.2))."""
     h = site(h, "hook_resid_pre")
     x = site(norm(h, p["input_layernorm"], cfg), "ln1.hook_normalized")
     h = site(h + site(attention(x, p["self_attn"], cfg, site, rope_tables), "hook_attn_out"),

@@ -199,7 +199,7 @@ defjvp(gelu, lambda dx, ans, x: dx * _gelu_slope(x))
 
 # ---------------------------------------------------------------- SiLU and the SwiGLU product
 # silu(a) = a * sigmoid(a),   silu'(a) = s (1 + a (1 - s)),  s = sigmoid(a)  (ops.6)
-# swiglu(a_g, a_u) = silu(a_g) * a_u   -- the GLU hidden m of the paper's eq. (4.1)
+# swiglu(a_g, a_u) = silu(a_g) * a_u   -- the GLU hidden m of docs/01 eq. (1.4) (this project's numbering)
 
 
 def silu_composed(x):

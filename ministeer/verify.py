@@ -1,9 +1,12 @@
 """``ministeer verify``: check every claim of the paper on fresh random models (and a checkpoint).
 
-Runs the claim runners of ``ministeer/theory/claims.py`` on a tiny Llama-style and a
+Runs the claim runners of ``ministeer/verify_claims.py`` on a tiny Llama-style and a
 tiny GPT-2-style model with seeded random weights, prints one row per claim
 
-    | claim | statement | measured figure | pass/fail |
+    | claim | statement | source | model | measured figure | pass/fail |
+
+then, per claim, what would make it fail. The source is the claim's provenance (the
+paper, the authors' blog, the official code, or derived here; see docs/index.md).
 
 and exits 1 if any claim fails. ``--model DIR`` also runs the model-dependent claims
 on a local Hugging Face checkpoint (``ministeer.hf.load_pretrained``); ``--json PATH``
@@ -18,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_write
-from .theory.claims import CLAIMS, Model, random_model, run_claim
 from .usage import Parser, check_writable, existing_dir
+from .verify_claims import CLAIMS, Model, random_model, run_claim
 
 
 def _checkpoint_model(folder, seed, n_tokens):
@@ -31,7 +34,7 @@ def _checkpoint_model(folder, seed, n_tokens):
 
 
 def verify(seed=0, model_dir=None, claims=None, n_tokens=4):
-    """Rows ``{claim, statement, model, figure, value, passed, seconds}``, one per (claim, model)."""
+    """Rows ``{claim, statement, source, fails_if, model, figure, value, passed, seconds}``, one per (claim, model)."""
     numbers = sorted(CLAIMS) if claims is None else list(claims)
     models = [lambda: random_model("llama", seed), lambda: random_model("gpt2", seed + 1)]
     if model_dir is not None:
@@ -39,7 +42,8 @@ def verify(seed=0, model_dir=None, claims=None, n_tokens=4):
         models.append(lambda: checkpoint)
     rows = []
     for number in numbers:
-        statement, _, needs_model = CLAIMS[number]
+        claim = CLAIMS[number]
+        needs_model = claim.needs_model
         for i, make in enumerate(models):
             if i > 0 and not needs_model:
                 continue  # pure linear algebra on random matrices: one run says it all
@@ -49,19 +53,25 @@ def verify(seed=0, model_dir=None, claims=None, n_tokens=4):
             model.rng = np.random.default_rng([seed, number, i])
             start = time.perf_counter()
             m = run_claim(number, model)
-            rows.append(dict(claim=number, statement=statement, model=model.label, figure=m.figure,
+            rows.append(dict(claim=number, statement=claim.statement, source=claim.source, fails_if=claim.fails_if,
+                             model=model.label, figure=m.figure,
                              value=None if math.isnan(m.value) else m.value, passed=m.passed,
                              seconds=round(time.perf_counter() - start, 3)))
     return rows
 
 
 def table(rows):
-    """The rows as a Markdown table."""
-    lines = ["| claim | statement | model | measured figure | pass/fail |", "|---|---|---|---|---|"]
+    """The rows as a Markdown table, then what would make each claim fail."""
+    lines = ["| claim | statement | source | model | measured figure | pass/fail |", "|---|---|---|---|---|---|"]
     for r in rows:
         value = "nan" if r["value"] is None else f"{r['value']:.4g}"
-        lines.append(f"| {r['claim']} | {r['statement']} | {r['model']} | {r['figure']} = {value} | "
+        lines.append(f"| {r['claim']} | {r['statement']} | {r['source']} | {r['model']} | {r['figure']} = {value} | "
                      f"{'pass' if r['passed'] else 'FAIL'} |")
+    lines.append("\nWhat would make each claim fail:")
+    seen = {}
+    for r in rows:
+        seen.setdefault(r["claim"], r["fails_if"])
+    lines += [f"- claim {n}: {text}" for n, text in seen.items()]
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from tolerances import EPSILONS, EXACT, SLOPE_TOL
 from ministeer.theory import glu
 from ministeer.theory.blocks import apply_mlp, block_params
 from ministeer.theory.first_order import first_order_shift, perturb, remainder_curve
-from ministeer.theory.scaling import loglog_slope
+from ministeer.theory.scaling import settled_slope
 
 pytestmark = pytest.mark.claim(2)
 
@@ -49,7 +49,7 @@ def test_remainder_is_second_order(cfg, seed, n, which):
     if affine_in_update:
         assert max(errs) <= floor
     else:
-        assert abs(loglog_slope(EPSILONS, errs, floor) - 2.0) <= SLOPE_TOL
+        assert abs(settled_slope(EPSILONS, errs, floor) - 2.0) <= SLOPE_TOL, errs
 
 
 @given(model_and_tokens(), st.data())

@@ -4,6 +4,12 @@ it recovers the fine-tuned logits to O(eps^2). A pre-MLP steer cannot, where col
 
 docs/02-weight-updates-as-shifts.md eqs. (2.5)-(2.11); ministeer/theory/first_order.py,
 ministeer/theory/translate.py.
+
+The slope is fitted over the asymptotic range only (``scaling.settled_slope``): at
+eps = 1e-2 a d=4 GPT-2 can still bend the curve (local slopes 1.20 -> 1.67 -> 2.07 -> 1.97
+were measured), so the largest eps are dropped while the local slopes still move. Rejects:
+a translated shift without its eps factor or with a wrong JVP (slope 1), or a block JVP
+that differs from the model's own first-order shift at the post-block site.
 """
 import numpy as np
 import pytest
@@ -11,9 +17,9 @@ from hypothesis import assume, given, strategies as st
 
 from claim_helpers import flat_layernorm, complement, orthonormal, stream
 from strategies import model_and_tokens, seeds
-from tolerances import EPSILONS, EXACT, SLOPE_TOL
+from tolerances import EPSILONS, EPSILONS_WIDE, EXACT, SLOPE_TOL
 from ministeer.theory import first_order as fo
-from ministeer.theory.scaling import loglog_slope
+from ministeer.theory.scaling import settled_slope
 from ministeer.theory.translate import translation_report
 from ministeer.theory.where import outside_column_space
 from ministeer.tree import set_path
@@ -39,11 +45,12 @@ def test_translated_update_recovers_fine_tuned_logits_to_second_order(mt, data):
     cfg, params, tokens = mt
     assume(not flat_layernorm(cfg))
     delta = fo.random_update(params, "model.layers.*", seed=data.draw(seeds))
-    rows = translation_report(params, delta, tokens, cfg, EPSILONS)
+    rows = translation_report(params, delta, tokens, cfg, EPSILONS_WIDE)
     errs = [r["error_vs_ft"] for r in rows]
     gaps = [r["base_gap"] for r in rows]
-    assert abs(loglog_slope(EPSILONS, errs, fo.rounding_floor(1.0)) - 2.0) <= SLOPE_TOL
-    assert abs(loglog_slope(EPSILONS, gaps) - 1.0) <= SLOPE_TOL  # doing nothing is only O(eps)
+    floor = fo.rounding_floor(1.0)
+    assert abs(settled_slope(EPSILONS_WIDE, errs, floor) - 2.0) <= SLOPE_TOL, errs
+    assert abs(settled_slope(EPSILONS_WIDE, gaps) - 1.0) <= SLOPE_TOL  # doing nothing is only O(eps)
     assert rows[-1]["recovery"] > rows[0]["recovery"]
 
 

@@ -15,6 +15,7 @@ from hypothesis import assume, given, strategies as st
 from ministeer.model import Config, forward, init_params, loss_fn, run_with_cache
 from ministeer.sites import ALIASES, resolve, site_name, site_names
 from ministeer.tree import named_leaves
+from claim_helpers import flat_layernorm
 from strategies import configs, model_and_tokens, random_params, seeds, sites_of
 from tolerances import EXACT
 
@@ -169,6 +170,9 @@ def test_changing_a_token_never_changes_earlier_logits(case, data):
 @given(data=st.data(), seed=seeds)
 def test_loss_gradient_matches_central_differences(preset, data, seed):
     cfg = data.draw(configs(presets=(preset,)))
+    # LayerNorm over 2 features has a kink-like curvature ((x - mean)/std jumps between
+    # +-(1, -1)); central differences there are off by ~1e-5 on correct code (14.25780 vs 14.25825)
+    assume(not flat_layernorm(cfg))
     params, tokens = random_params(cfg, seed % 2**31), _tokens(cfg, seed, 2, 6)
     mask = np.random.default_rng(seed).random(tokens.shape) < 0.7
     mask[:, -1] = True

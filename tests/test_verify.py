@@ -1,11 +1,14 @@
 """``ministeer verify``: exit code, table and JSON, and that a broken claim is caught."""
+import dataclasses
 import json
 
 import pytest
 
 from ministeer import cli, verify
-from ministeer.theory import claims, glu
-from ministeer.theory.claims import CLAIMS
+
+from ministeer import verify_claims as claims
+from ministeer.theory import glu
+from ministeer.verify_claims import CLAIMS
 
 
 def test_verify_passes_on_random_models_and_writes_json(tmp_path, capsys):
@@ -17,8 +20,10 @@ def test_verify_passes_on_random_models_and_writes_json(tmp_path, capsys):
     assert report["passed"] is True and report["failed_claims"] == [] and report["seed"] == 3
     assert {r["claim"] for r in report["rows"]} == set(CLAIMS)
     for row in report["rows"]:
-        assert set(row) == {"claim", "statement", "model", "figure", "value", "passed", "seconds"}
+        assert set(row) == {"claim", "statement", "source", "fails_if", "model", "figure", "value", "passed", "seconds"}
+        assert row["source"] and row["fails_if"]
         assert row["passed"] is True and isinstance(row["value"], float)
+    assert "What would make each claim fail" in printed and "- claim 11:" in printed
 
 
 def test_verify_is_reproducible():
@@ -44,7 +49,7 @@ def test_a_broken_closed_form_makes_verify_fail(monkeypatch, tmp_path, capsys):
 def test_a_crashing_claim_is_a_failure_not_a_crash(monkeypatch):
     def boom(model):
         raise ZeroDivisionError("deliberate")
-    monkeypatch.setitem(CLAIMS, 7, (CLAIMS[7][0], boom, True))
+    monkeypatch.setitem(CLAIMS, 7, dataclasses.replace(CLAIMS[7], runner=boom))
     rows = verify.verify(claims=[7])
     assert rows and not any(r["passed"] for r in rows)
     assert all("ZeroDivisionError" in r["figure"] and r["value"] is None for r in rows)

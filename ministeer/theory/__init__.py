@@ -8,13 +8,14 @@ module             idea                                                         
 ``scaling``        remainder = O(eps^2) checked by its log-log slope              02-weight-updates-as-shifts
 ``translate``      a weight update -> per-layer post-block shifts                 02-weight-updates-as-shifts
 ``glu``            dy_FT and the pre-MLP Jacobian A(h) in closed form             03-glu-and-pre-mlp
-``where``          reachability, blind spot, oblique projector, skip coverage     04-where-to-steer
+``where``          reachability, what an adapter reads, oblique projector, share  04-where-to-steer
 ``oracle``         oracle composition, lockstep, per-token inversion              04-where-to-steer
 ``fitting``        the best constant / affine / rank-r / pre-MLP steer            05-parameterizations
-``reft``           ReFT is a rank-r update of the down projection                 05-parameterizations
-``claims``         one runner per claim of the paper (``ministeer verify``)       index
+``reft``           ReFT at the MLP output is a rank-r update of W_d              05-parameterizations
 =================  ============================================================  ==========================
 
-The equations are numbered per docs page, e.g. docs/03-glu-and-pre-mlp.md eq. (3.3) is
+The claim runners for ``ministeer verify`` live in ministeer/verify_claims.py, next to
+the command. Equation numbers are this project's (the paper's own numbering is not known
+here) and are numbered per docs page, e.g. docs/03-glu-and-pre-mlp.md eq. (3.3) is
 ``glu.pre_mlp_jacobian``. Every function's docstring names its equation and its test.
 """

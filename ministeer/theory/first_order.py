@@ -26,7 +26,7 @@ from ..model import run_with_cache
 from ..sites import resolve
 from ..tree import get_path, named_leaves, set_path
 from .blocks import apply_block, block_params
-from .scaling import loglog_slope, rounding_floor
+from .scaling import rounding_floor, settled_slope
 
 
 def named_update(params, delta):
@@ -143,7 +143,7 @@ def site_remainders(params, delta, tokens, cfg, site, epsilons, hooks=None):
     base, jvp = first_order_shift(params, delta, tokens, cfg, site, hooks)
     at = lambda eps: site_value(perturb(params, delta, eps), tokens, cfg, site, hooks)
     errs, floor = remainder_curve(at, jvp, base, epsilons)
-    return errs, floor, _slope_or_none(epsilons, errs, floor)
+    return errs, floor, slope_or_none(epsilons, errs, floor)
 
 
 def block_remainders(params, delta, h, cfg, layer, epsilons):
@@ -152,11 +152,13 @@ def block_remainders(params, delta, h, cfg, layer, epsilons):
     p, local = block_params(params, layer), _block_local(params, delta, layer)
     at = lambda eps: apply_block(perturb(p, local, eps), h, cfg)
     errs, floor = remainder_curve(at, jvp, base, epsilons)
-    return errs, floor, _slope_or_none(epsilons, errs, floor)
+    return errs, floor, slope_or_none(epsilons, errs, floor)
 
 
-def _slope_or_none(epsilons, errs, floor):
+def slope_or_none(epsilons, errs, floor):
+    """eq. (2.8): the settled log-log slope of the remainders (scaling.settled_slope), or None
+    when fewer than three lie above the rounding floor (the map is linear to rounding)."""
     try:
-        return loglog_slope(epsilons, errs, floor)
+        return settled_slope(epsilons, errs, floor)
     except ValueError:
         return None

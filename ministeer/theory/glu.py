@@ -18,9 +18,16 @@ and a pre-MLP steer x -> x + dh moves y by A(x) dh + O(|dh|^2), with
     J(x) = diag(s'(a_g) * a_u) W_g + diag(s(a_g)) W_u   (GELU: diag(s'(a_u)) W_u),
     A(x) = W_d J(x)                                                                    (3.3)
 
-Matching conditions (3.6)/(3.7): if dW_g = W_g M and dW_u = W_u M (dW_d = 0, no bias
-updates) then MLP_{W+dW}(x) = MLP_W(x + M x) exactly; in general one dh must solve the
-stacked system [W_g; W_u] dh = [da_g; da_u], and its least-squares residual is the gap.
+Matching conditions. If dW_g = W_g M and dW_u = W_u M (dW_d = 0, no bias updates) then
+MLP_{W+dW}(x) = MLP_W(x + M x) exactly (3.6). The stacked system
+[W_g; W_u] dh = [da_g; da_u] (3.7) is *sufficient* for a pre-MLP steer to match, not
+necessary: the necessary condition is first order in the output,
+
+    A(x) dh = dy_FT(x)                                                               (3.8)
+
+which a per-token dh solves whenever dy_FT(x) lies in col(A(x)) -- for every x when A(x)
+is invertible (W_d of full row rank, as in real LLMs), even where (3.7) has no solution.
+Equation numbers are this project's (docs/03); the paper's own numbering is not known here.
 Checked in tests/test_claim_02_glu_update.py, test_claim_03_pre_mlp.py,
 test_claim_05_gate_up_matching.py.
 """
@@ -135,3 +142,16 @@ def gate_up_matching_residual(p, dp, x, cfg):
     target = raw.concatenate([_update_part(p, dp, x, n) for n in names], axis=1)  # [N, rows]
     dh = target @ raw.linalg.pinv(S).T  # least squares, row by row
     return dh, raw.linalg.norm(dh @ S.T - target, axis=1)
+
+
+def first_order_matching(p, dp, x, cfg, rcond=1e-10):
+    """eq. (3.8): per token, the least-squares dh of A(x) dh = dy_FT(x), and its residual norm.
+
+    The necessary condition for a pre-MLP steer to reproduce the update ``dp`` to first
+    order. Singular values below ``rcond`` * the largest count as zero (as in
+    theory/fitting.py). x: [N, d]. Returns (dh [N, d], residual norms [N]).
+    """
+    A = pre_mlp_jacobian(p, x, cfg)  # [N, d, d]
+    target = weight_update_shift(p, dp, x, cfg)  # [N, d]
+    dh = raw.stack([raw.linalg.lstsq(a, t, rcond=rcond)[0] for a, t in zip(A, target)])
+    return dh, raw.linalg.norm((A @ dh[..., None])[..., 0] - target, axis=1)

@@ -1,6 +1,6 @@
 """Oracle steering: per-layer post-block shifts that turn the base model into the fine-tuned one.
 
-docs/04-where-to-steer.md, section "The oracle". With T_l the base block and T_l^FT
+docs/04-where-to-steer.md, section "The oracle" (equation numbers are this project's). With T_l the base block and T_l^FT
 the fine-tuned one, the oracle post-block shift at layer l on the *steered* stream H~ is
 
     delta_l(H~) = T_l^FT(H~) - T_l(H~)                                          (4.5)
@@ -29,11 +29,13 @@ def oracle_shift(params, params_ft, h, cfg, layer):
     return apply_block(block_params(params_ft, layer), h, cfg) - apply_block(block_params(params, layer), h, cfg)
 
 
-def stream_hooks(shift_at, cfg, layers=None):
-    """Hooks that add ``shift_at(layer, resid_pre)`` at blocks.{layer}.hook_resid_post.
+def stream_hooks(shift_at, cfg, layers=None, at="hook_resid_post"):
+    """Hooks that add ``shift_at(layer, resid_pre)`` at blocks.{layer}.{at}.
 
     resid_pre is the *steered* stream entering the block, captured by a hook at
     blocks.{layer}.hook_resid_pre (which runs after the previous layer's shift).
+    ``at="hook_mlp_out"`` writes the same shift before the MLP's residual add: it reaches
+    the stream identically (eq. (4.4)), because hook_resid_post = hook_resid_mid + hook_mlp_out.
     """
     seen = {}
     hooks = {}
@@ -44,13 +46,16 @@ def stream_hooks(shift_at, cfg, layers=None):
         def add(x, name, layer=layer):
             return x + shift_at(layer, seen[layer])
         hooks[f"blocks.{layer}.hook_resid_pre"] = keep
-        hooks[f"blocks.{layer}.hook_resid_post"] = add
+        hooks[f"blocks.{layer}.{at}"] = add
     return hooks
 
 
-def oracle_hooks(params, params_ft, cfg, layers=None):
-    """eq. (4.5) as hooks on the base model: forward(params, hooks=...) == forward(params_ft)."""
-    return stream_hooks(lambda layer, h: oracle_shift(params, params_ft, h, cfg, layer), cfg, layers)
+def oracle_hooks(params, params_ft, cfg, layers=None, at="hook_resid_post"):
+    """eq. (4.5) as hooks on the base model: forward(params, hooks=...) == forward(params_ft).
+
+    ``at`` is where the shift is written: the post-block site, or ``"hook_mlp_out"`` (eq. (4.4)).
+    """
+    return stream_hooks(lambda layer, h: oracle_shift(params, params_ft, h, cfg, layer), cfg, layers, at)
 
 
 def lockstep_shifts(params, params_ft, tokens, cfg):

@@ -1,6 +1,9 @@
-"""ReFT is post-MLP steering, and its effective weight update has rank <= r.
+"""ReFT at the MLP output is a down-projection update of rank <= r; at the block output it is not.
 
-docs/05-parameterizations.md, section "ReFT as a weight update". LoReFT edits a
+docs/05-parameterizations.md, section "ReFT as a weight update" (equation numbers are
+this project's). The premise is the site: pyreft's default site is the block output, and
+so is the LoReFT baseline in ministeer/adapters/reft.py; there the edit also reads the
+skip stream and no update of W_d reproduces it (tests/test_claim_07_reft.py). LoReFT edits a
 representation y inside the r-dimensional subspace row(R) (R: [r, d] with orthonormal
 rows, W: [r, d], b: [r]):
 

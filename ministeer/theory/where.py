@@ -1,22 +1,30 @@
-"""Where to steer: what each site can and cannot reach.
+"""Where to steer: what each site can and cannot reach, and what its adapter can read.
 
-docs/04-where-to-steer.md (and docs/03-glu-and-pre-mlp.md for reachability).
+docs/04-where-to-steer.md (and docs/03-glu-and-pre-mlp.md for reachability). Equation
+numbers are this project's (the paper's own numbering is not known here).
 
 * Reachability (3.5). A pre-MLP steer moves y only inside col(A(h)), a subspace of
   col(W_d). The part of a target shift t outside col(W_d),
       (I - W_d W_d^+) t,
   is a lower bound on the residual of *any* pre-MLP steer, at any size. A post-MLP or
-  post-block steer adds t itself and has zero error.
-* The post-MLP blind spot (4.1). If W_d = 0 the MLP output is the constant b_d, so
-  any post-MLP steer g(y) is one constant vector; a post-block steer g(h_out) still
-  varies with the input.
+  post-block steer adds t itself and has zero error. (When W_d has full row rank, as in
+  every real LLM, the bound is 0 and restricts nothing.)
+* What an adapter reads (4.1). An adapter g(r) that reads r can only be as good as the
+  best function of r:  min_g sum_i ||g(r_i) - t_i||^2  is the spread of the targets t_i
+  among tokens whose reads r_i coincide (``best_read_residual``). If W_d = 0, the MLP
+  output y is one constant at every token, so a post-MLP adapter g(y) is one constant
+  vector; a post-block adapter g(h_out) still sees the tokens apart.
 * Post-block contains linear post-MLP under a direct sum (4.2). If the skip part s lies
   in S and the MLP output y in Y with S n Y = {0}, the oblique projector P onto Y along
-  S gives A P (s + y) = A y exactly, with rank(A P) <= rank(A).
-* Skip-path coverage (4.4). Per layer, on the fine-tuned stream H,
-      share_l = ||y_FT(H) - y(H)|| / ||T_FT(H) - T(H)||,
-  and setting y to y_FT(H) (the post-MLP oracle) misses the block output by exactly
-  ||attn_FT(H) - attn(H)||, nonzero once W_O or W_V changed.
+  S gives A P (s + y) = A y exactly.
+* Where a shift is *written* does not matter (4.4). A shift added at hook_mlp_out enters
+  the residual stream exactly like one added after the block, so the per-layer oracle
+  T_FT(H~) - T(H~) added at hook_mlp_out reproduces the fine-tuned model even when
+  attention was fine-tuned. The limit of post-MLP steering is what it *reads* (above).
+* The MLP share (measured, not a theorem):
+      share_l = ||y_FT(H) - y(H)|| / ||T_FT(H) - T(H)||    on the fine-tuned stream H.
+  The paper reports 0.4-0.7 for large fine-tuned models; tiny random models give other
+  values. ``mlp_share`` reports it; nothing asserts a range.
 Checked in tests/test_claim_04_reachability.py, test_claim_08_blind_spot.py,
 test_claim_09_oblique_projector.py, test_claim_11_skip_coverage.py.
 """
@@ -31,9 +39,32 @@ def outside_column_space(W, t):
 
 
 def variation(acts):
-    """eq. (4.1): sqrt(sum_i ||a_i - mean a||^2) over all tokens of acts [..., d]; 0 iff constant."""
+    """sqrt(sum_i ||a_i - mean a||^2) over all tokens of acts [..., d]; 0 iff constant."""
     flat = acts.reshape(-1, acts.shape[-1])
     return float(raw.linalg.norm(flat - raw.mean(flat, axis=0)))
+
+
+def best_read_residual(reads, targets, tol=1e-12):
+    """eq. (4.1): min over *all* functions g of sum_i ||g(r_i) - t_i||^2.
+
+    The best g returns, for each distinct read, the mean target of the tokens that share
+    it, so the residual is the within-group spread of the targets. Reads closer than
+    ``tol`` (relative to the largest read) count as one. reads [..., d_r], targets [..., d_t].
+    """
+    r = reads.reshape(-1, reads.shape[-1])
+    t = targets.reshape(-1, targets.shape[-1])
+    scale = max(float(raw.max(raw.abs(r))), 1e-300) if r.size else 1.0
+    group = [-1] * len(r)
+    for i in range(len(r)):  # greedy grouping: quadratic in the tokens, fine for tests
+        if group[i] < 0:
+            for j in range(i, len(r)):
+                if group[j] < 0 and float(raw.max(raw.abs(r[j] - r[i]))) <= tol * scale:
+                    group[j] = i
+    total = 0.0
+    for g in set(group):
+        members = t[[k for k in range(len(t)) if group[k] == g]]
+        total += float(raw.sum((members - raw.mean(members, axis=0)) ** 2))
+    return total
 
 
 def oblique_projector(Y, S):
@@ -51,10 +82,13 @@ def oblique_projector(Y, S):
 
 
 def skip_coverage(params, params_ft, tokens, cfg):
-    """eq. (4.4), per layer on the fine-tuned stream: the MLP share of the block-output change,
-    the post-MLP oracle's miss, and the attention-output change it equals.
+    """The MLP share of the block-output change per layer, on the fine-tuned stream (measured).
 
-    Returns a list of dicts {layer, share, post_mlp_gap, attn_change, block_change}.
+    Returns a list of dicts {layer, share, mlp_change, block_change, attn_change,
+    post_mlp_gap}: share = mlp_change / block_change with mlp_change = ||y_FT(H) - y(H)||,
+    block_change = ||T_FT(H) - T(H)||. ``post_mlp_gap`` is the miss of the *naive* steer
+    that sets y to y_FT(H); it equals ``attn_change`` by construction (a rearrangement,
+    not a limit: a shift written at hook_mlp_out can carry the whole block change, eq. (4.4)).
     """
     _, cache = run_with_cache(params_ft, tokens, cfg, names="blocks.*.hook_resid_pre")
     rows = []
@@ -62,12 +96,11 @@ def skip_coverage(params, params_ft, tokens, cfg):
         H = cache[f"blocks.{layer}.hook_resid_pre"]
         base = block_parts(block_params(params, layer), H, cfg)
         ft = block_parts(block_params(params_ft, layer), H, cfg)
-        d_out = ft["hook_resid_post"] - base["hook_resid_post"]
-        d_y = ft["hook_mlp_out"] - base["hook_mlp_out"]
-        post_mlp = base["hook_resid_mid"] + ft["hook_mlp_out"]  # y steered all the way to y_FT(H)
         norm = lambda a: float(raw.linalg.norm(a))
-        rows.append(dict(layer=layer, share=norm(d_y) / max(norm(d_out), 1e-300),
-                         post_mlp_gap=norm(ft["hook_resid_post"] - post_mlp),
-                         attn_change=norm(ft["hook_attn_out"] - base["hook_attn_out"]),
-                         block_change=norm(d_out)))
+        block_change = norm(ft["hook_resid_post"] - base["hook_resid_post"])
+        mlp_change = norm(ft["hook_mlp_out"] - base["hook_mlp_out"])
+        naive = base["hook_resid_mid"] + ft["hook_mlp_out"]  # y set to y_FT(H), skip left alone
+        rows.append(dict(layer=layer, share=mlp_change / max(block_change, 1e-300), mlp_change=mlp_change,
+                         block_change=block_change, post_mlp_gap=norm(ft["hook_resid_post"] - naive),
+                         attn_change=norm(ft["hook_attn_out"] - base["hook_attn_out"])))
     return rows

@@ -1,0 +1,297 @@
+"""How the tests are tested: hand-written semantic mutants, one at a time.
+
+Each mutant is one plausible bug -- a sign, a transpose, a dropped term, an off-by-one, a
+wrong default -- written as an exact text edit of one source file. For each mutant the
+script edits a *copy* of the repository (the working tree is never touched), runs the
+tests of that area, and calls the mutant killed if they fail. It prints one line per
+mutant and the kill score; docs/09-testing-the-tests.md records the last run.
+
+    python scripts/mutants.py                 # all mutants (about 10-20 min on 2 cores)
+    python scripts/mutants.py --only rope_sign --only ln_eps2
+    python scripts/mutants.py --list          # check every edit still applies, run nothing
+    python scripts/mutants.py --json out.json --jobs 3   # three copies, three mutants at a time
+
+Robust by construction: the copy lives in a temporary folder that is removed on exit,
+Ctrl-C included, and each file is restored from memory after its mutant, in ``finally``.
+A mutant whose text no longer matches exactly once is reported as STALE (not scored):
+update it when the code moves.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The tests of each area (globs relative to the repository root). A mutant is run against
+# its area's whole set, not against one hand-picked test.
+# Listed fast and focused first: with -x the first failure ends the run.
+AREAS = {
+    "ops": ["tests/test_model_reference.py", "tests/test_ops.py", "tests/test_model.py"],
+    "model": ["tests/test_model_reference.py", "tests/test_model_init_and_loss.py", "tests/test_model.py"],
+    "sites": ["tests/test_adapters_defaults.py", "tests/test_model.py", "tests/test_adapters_core.py"],
+    "adapters": ["tests/test_adapters_defaults.py", "tests/test_adapters_*.py"],
+    "theory": ["tests/test_theory_helpers.py", "tests/test_claim_*.py", "tests/test_translate.py"],
+    "train": ["tests/test_train_decay_schedule.py", "tests/test_train.py"],
+}
+
+# (name, area, file, old text, new text, what the bug is)
+MUTANTS = [
+    # ---------------------------------------------------------------- ops
+    ("rms_eps_outside_sqrt", "ops", "ministeer/ops.py", "r = 1.0 / raw.sqrt(_mean_last(x * x) + eps)",
+     "r = 1.0 / (raw.sqrt(_mean_last(x * x)) + eps)", "RMSNorm eps added outside the square root"),
+    ("ln_not_centred", "ops", "ministeer/ops.py", "    centred = x - _mean_last(x)\n    r = 1.0",
+     "    centred = x\n    r = 1.0", "LayerNorm statistics without centring"),
+    ("ln_eps2", "ops", "ministeer/ops.py", "r = 1.0 / raw.sqrt(_mean_last(centred * centred) + eps)",
+     "r = 1.0 / raw.sqrt(_mean_last(centred * centred) + 2 * eps)", "LayerNorm eps doubled"),
+    ("gelu_constant", "ops", "ministeer/ops.py", "_C, _K = math.sqrt(2.0 / math.pi), 0.044715",
+     "_C, _K = math.sqrt(2.0 / math.pi), 0.04", "tanh-GELU cubic coefficient wrong"),
+    ("gelu_half", "ops", "ministeer/ops.py", "    t += 1.0  # x (1 + t) / 2", "    t += 0.9  # x (1 + t) / 2",
+     "GELU's 1 + tanh off"),
+    ("silu_slope", "ops", "ministeer/ops.py", "    slope += s\n    return slope", "    return slope",
+     "SiLU derivative drops the sigmoid term"),
+    ("swiglu_no_up", "ops", "ministeer/ops.py", "    m *= gate\n    m *= up\n    return m",
+     "    m *= gate\n    return m", "SwiGLU forgets the up projection"),
+    ("attn_causal_peek", "ops", "ministeer/ops.py", "return raw.tril(raw.ones((t, t), dtype=bool))",
+     "return raw.tril(raw.ones((t, t), dtype=bool), 1)", "causal mask lets a token see the next one"),
+    ("attn_dq_scale", "ops", "ministeer/ops.py", "(ds @ k[:, :, None]).reshape(q.shape) * scale,",
+     "(ds @ k[:, :, None]).reshape(q.shape),", "attention VJP for q misses the scale"),
+    ("softmax_vjp_sign", "ops", "ministeer/ops.py", "d = g - raw.sum(d, axis=-1, keepdims=True)",
+     "d = g + raw.sum(d, axis=-1, keepdims=True)", "softmax VJP sign"),
+    ("rope_sign", "ops", "ministeer/ops.py", "return raw.concatenate([-x[..., half:], x[..., :half]], axis=-1)",
+     "return raw.concatenate([x[..., half:], -x[..., :half]], axis=-1)", "RoPE rotates the other way"),
+    ("rope_freq", "ops", "ministeer/ops.py", "(raw.arange(0, d_head, 2, dtype=raw.float64) / d_head)",
+     "(raw.arange(0, d_head, 2, dtype=raw.float64) / (d_head // 2))", "RoPE frequencies over d/2 not d"),
+    ("rope_vjp_sign", "ops", "ministeer/ops.py", "lambda g: g * cos - _rotate_half(g * sin)",
+     "lambda g: g * cos + _rotate_half(g * sin)", "RoPE VJP rotates forward instead of back"),
+    ("ce_vjp_unnormalized", "ops", "ministeer/ops.py", "return (g / raw.sum(weights)) * weights[:, None] * delta",
+     "return g * weights[:, None] * delta", "cross-entropy gradient not divided by the mask count"),
+    ("ce_mean_over_all", "ops", "ministeer/ops.py", "return raw.sum(weights * nll) / raw.sum(weights)",
+     "return raw.sum(weights * nll) / weights.size", "masked loss averaged over every position"),
+    # ---------------------------------------------------------------- model
+    ("loss_mask_shift", "model", "ministeer/model.py", "mask = None if mask is None else mask[:, 1:]",
+     "mask = None if mask is None else mask[:, :-1]", "completion mask of the read token, not the predicted one"),
+    ("init_out_std", "model", "ministeer/model.py", "out_std = std / (2 * cfg.n_layers) ** 0.5",
+     "out_std = std", "residual writes not scaled by 1/sqrt(2L) at init"),
+    ("init_norm_gain", "model", "ministeer/model.py", "values[name] = np.ones(shape)",
+     "values[name] = np.full(shape, 0.5)", "norm gains start at 0.5"),
+    ("norm_eps_ignored", "model", "ministeer/model.py", 'return ops.rms_norm(x, p["weight"], cfg.norm_eps)',
+     'return ops.rms_norm(x, p["weight"], 1e-5)', "the config's norm eps is ignored"),
+    ("attn_scale", "model", "ministeer/model.py", "1.0 / dh ** 0.5", "1.0 / dh", "attention scale 1/d_head"),
+    ("ln2_reads_ln1", "model", "ministeer/model.py", 'norm(h, p["post_attention_layernorm"], cfg)',
+     'norm(h, p["input_layernorm"], cfg)', "the MLP's norm uses the attention norm's weights"),
+    ("swiglu_swapped", "model", "ministeer/model.py", "ops.swiglu(gate, up)", "ops.swiglu(up, gate)",
+     "gate and up projections swapped"),
+    ("positions_reversed", "model", "ministeer/model.py", "raw.arange(T)), (1, T, cfg.d_model))",
+     "raw.arange(T)[::-1]), (1, T, cfg.d_model))", "learned positions read backwards"),
+    ("cache_before_hooks", "model", "ministeer/model.py", "merged.setdefault(name, []).append(record)",
+     "merged.setdefault(name, []).insert(0, record)", "run_with_cache records before the user's hooks"),
+    ("norm_bias_follows_flag", "adapters", "ministeer/model.py",
+     '{"bias": (d,)} if cfg.norm == "layer" else {}', '{"bias": (d,)} if cfg.bias else {}',
+     "norm bias tied to cfg.bias (count and layout)"),
+    # ---------------------------------------------------------------- sites
+    ("hooks_replace", "sites", "ministeer/sites.py", "resolved.setdefault(name, []).extend(fns)",
+     "resolved[name] = list(fns)", "a second key for the same site drops the first key's hooks"),
+    ("alias_post_block", "sites", "ministeer/sites.py", '"post_block": "hook_resid_post"',
+     '"post_block": "hook_resid_mid"', "post_block aliased to the mid stream"),
+    # ---------------------------------------------------------------- adapters
+    ("lowrank_default_site", "adapters", "ministeer/adapters/steer.py", 'def lowrank(cfg, sites="post_block"',
+     'def lowrank(cfg, sites="post_mlp"', "the paper's adapter defaults to post-MLP"),
+    ("lowrank_no_alpha", "adapters", "ministeer/adapters/steer.py", 'return spec["alpha"] * (z @ p["U"].T)',
+     'return (z @ p["U"].T)', "alpha ignored"),
+    ("lowrank_U_nonzero", "adapters", "ministeer/adapters/steer.py", '"U": np.zeros(shape["U"])}',
+     '"U": kaiming_uniform(rng, shape["U"]) * spec["init_scale"]}', "adapter is not a no-op at init"),
+    ("reft_gs_once", "adapters", "ministeer/adapters/reft.py", "for _ in range(2):", "for _ in range(1):",
+     "Gram-Schmidt run once"),
+    ("loreft_sign", "adapters", "ministeer/adapters/reft.py", '((h @ (p["W"] - R).T) + p["b"]) @ R',
+     '((h @ (p["W"] + R).T) + p["b"]) @ R', "LoReFT adds R h instead of subtracting it"),
+    ("lora_rslora_swapped", "adapters", "ministeer/adapters/lora.py",
+     'float(spec["alpha"]) / (r ** 0.5 if spec["rslora"] else r)',
+     'float(spec["alpha"]) / (r if spec["rslora"] else r ** 0.5)', "rsLoRA and LoRA scalings swapped"),
+    ("joint_modes_swapped", "adapters", "ministeer/adapters/joint.py",
+     'return {**steer_params, "D": D - (D @ V) @ V.T}',
+     'return {**steer_params, "U": steer_params["U"] - V @ (V.T @ steer_params["U"])}',
+     "input-mode projection projects U"),
+    ("positions_last_off_by_one", "adapters", "ministeer/adapters/positions.py", "(t >= P - last) & (t < P)",
+     "(t > P - last) & (t < P)", "pyreft 'l<k>' picks k-1 tokens"),
+    # ---------------------------------------------------------------- theory
+    ("share_inverted", "theory", "ministeer/theory/where.py", "share=mlp_change / max(block_change, 1e-300)",
+     "share=block_change / max(mlp_change, 1e-300)", "MLP share inverted"),
+    ("variation_first_token", "theory", "ministeer/theory/where.py", "flat - raw.mean(flat, axis=0)",
+     "flat - flat[0]", "spread centred on the first token, not the mean"),
+    ("outside_orthonormal_only", "theory", "ministeer/theory/where.py",
+     "return t - (t @ raw.linalg.pinv(W).T) @ W.T", "return t - (t @ W) @ W.T",
+     "projector valid only for orthonormal W"),
+    ("oblique_is_orthogonal", "theory", "ministeer/theory/where.py", "return Y @ raw.linalg.pinv(YS)[:k]",
+     "return Y @ raw.linalg.pinv(Y)", "orthogonal projector instead of the oblique one"),
+    ("random_update_unscaled", "theory", "ministeer/theory/first_order.py",
+     "delta[name] = from_numpy(d * (scale * ref / np.linalg.norm(d)), leaf.dtype)",
+     "delta[name] = from_numpy(d * scale, leaf.dtype)", "update size not relative to the weight"),
+    ("silu_slope_theory", "theory", "ministeer/theory/glu.py", "return g * (1.0 + a * (1.0 - g))",
+     "return g * (1.0 + a * g)", "closed-form SiLU' wrong"),
+    ("dy_no_gate_path", "theory", "ministeer/theory/glu.py",
+     "dm = act_slope(a_g, cfg) * a_u * da_g + act(a_g, cfg) * da_u", "dm = act(a_g, cfg) * da_u",
+     "dy_FT drops the gated path"),
+    ("jacobian_wrong_slope", "theory", "ministeer/theory/glu.py", "+ act(a_g, cfg)[..., :, None] * W_u",
+     "+ act_slope(a_g, cfg)[..., :, None] * W_u", "A(h) uses s' where s belongs"),
+    ("oracle_on_output", "theory", "ministeer/theory/oracle.py", "return x + shift_at(layer, seen[layer])",
+     "return x + shift_at(layer, x)", "oracle shift evaluated on the block output"),
+    ("loreft_update_sign", "theory", "ministeer/theory/reft.py", "return (R.T @ W - R.T @ R) @ W_d",
+     "return (R.T @ W + R.T @ R) @ W_d", "effective ReFT update sign"),
+    ("best_constant_first", "theory", "ministeer/theory/fitting.py", "xbar = raw.mean(xs, axis=0)\n    return dW @ xbar",
+     "xbar = xs[0]\n    return dW @ xbar", "best constant taken at the first input"),
+    ("translate_no_eps", "theory", "ministeer/theory/translate.py",
+     "return eps * block_first_order_shift(params, delta, h, cfg, layer)[1]",
+     "return block_first_order_shift(params, delta, h, cfg, layer)[1]", "translated shift ignores eps"),
+    ("settled_keeps_all", "theory", "ministeer/theory/scaling.py", "        pts = pts[1:]\n",
+     "        break\n", "settled slope never drops the bent start"),
+    # ---------------------------------------------------------------- train
+    ("decay_unscheduled", "train", "ministeer/train.py", "+ weight_decay * p),",
+     ") - lr_ * weight_decay * p,", "weight decay ignores the schedule"),
+    ("bias_correction", "train", "ministeer/train.py", "c1, c2 = 1.0 - b1 ** (step + 1), 1.0 - b2 ** (step + 1)",
+     "c1, c2 = 1.0 - b1 ** (step + 2), 1.0 - b2 ** (step + 2)", "Adam bias correction one step ahead"),
+    ("warmup_from_zero", "train", "ministeer/train.py", "return lr * (step + 1) / warmup",
+     "return lr * step / warmup", "warmup starts at lr 0 (a wasted step)"),
+    ("cosine_quarter", "train", "ministeer/train.py", "0.5 * (1.0 + math.cos(math.pi * progress))",
+     "math.cos(0.5 * math.pi * progress)", "cosine schedule of the wrong shape"),
+    ("clip_max", "train", "ministeer/train.py", "scale = raw.minimum(1.0, clip /", "scale = raw.maximum(1.0, clip /",
+     "clipping scales gradients up"),
+    ("adam_v_uses_b1", "train", "ministeer/train.py", "b2 * v_ + (1.0 - b2) * g * g",
+     "b1 * v_ + (1.0 - b1) * g * g", "second moment decays with beta1"),
+]
+
+
+RUNNING = set()  # test processes in flight
+
+# A pytest plugin written into each copy: the "dev" number of examples, no shrinking (a
+# killed mutant needs one failing example, not the smallest; shrinking costs minutes).
+PROFILE_PLUGIN = """from hypothesis import HealthCheck, Phase, settings
+settings.register_profile("mutants", max_examples=15, deadline=None, print_blob=False,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                          suppress_health_check=list(HealthCheck))
+"""
+
+
+def repo_files():
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    return [f for f in out if f and (ROOT / f).is_file()]
+
+
+def check(mutant):
+    """'' if the edit applies exactly once, else why not."""
+    name, area, path, old, new, _ = mutant
+    text = (ROOT / path).read_text()
+    n = text.count(old)
+    return "" if n == 1 else f"pattern found {n} times in {path}"
+
+
+def run_tests(copy, area, timeout):
+    tests = []
+    for g in AREAS[area]:
+        tests += [t for t in sorted(str(p.relative_to(copy)) for p in copy.glob(g)) if t not in tests]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "HYPOTHESIS_PROFILE": "mutants", "PYTHONPATH": str(copy)}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "mutant_profile",
+           "-o", "addopts=", "--hypothesis-seed=0", *tests]
+    proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    RUNNING.add(proc)  # so that an interrupted run ends its test processes too
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return "timeout", ""
+    finally:
+        RUNNING.discard(proc)
+    tail = [l for l in out.splitlines() if l.startswith("FAILED") or l.startswith("ERROR")]
+    return ("pass" if proc.returncode == 0 else "fail"), (tail[0] if tail else out.strip()[-200:])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", help="run only this mutant (repeatable)")
+    parser.add_argument("--list", action="store_true", help="check that every edit applies; run nothing")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per test run (a timeout counts as killed)")
+    parser.add_argument("--skip-baseline", action="store_true", help="do not run the unmutated tests first")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at the same time, each on its own copy")
+    parser.add_argument("--skip", action="append", default=[], help="leave out this mutant (repeatable)")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if (not args.only or m[0] in args.only) and m[0] not in args.skip]
+    if args.list:
+        for m in chosen:
+            print(f"{m[0]:28s} {m[1]:9s} {check(m) or 'ok'}")
+        return 0 if all(not check(m) for m in chosen) else 1
+    # a plain `kill` must clean up as Ctrl-C does: turn SIGTERM into KeyboardInterrupt
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    results, start, lock = [], time.perf_counter(), threading.Lock()
+    with tempfile.TemporaryDirectory(prefix="ministeer-mutants-") as tmp:  # removed on exit, Ctrl-C too
+        files = repo_files()
+        copies = []
+        for j in range(max(1, args.jobs)):  # one private copy per worker
+            copy = Path(tmp) / f"repo{j}"
+            for f in files:
+                (copy / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / f, copy / f)
+            (copy / "mutant_profile.py").write_text(PROFILE_PLUGIN)
+            copies.append(copy)
+        for area in [] if args.skip_baseline else sorted({m[1] for m in chosen}):  # unmutated tests pass first
+            status, why = run_tests(copies[0], area, args.timeout)
+            if status != "pass":
+                print(f"baseline of area {area!r} does not pass ({why}); fix that first")
+                return 2
+        free = list(copies)
+
+        def one(mutant):
+            name, area, path, old, new, what = mutant
+            stale = check(mutant)
+            if stale:
+                print(f"STALE     {name:28s} {stale}", flush=True)
+                return dict(name=name, area=area, status="stale", why=stale)
+            with lock:
+                copy = free.pop()
+            target = copy / path
+            original = target.read_text()
+            t0 = time.perf_counter()
+            try:
+                target.write_text(original.replace(old, new, 1))
+                status, why = run_tests(copy, area, args.timeout)
+            finally:
+                target.write_text(original)
+                with lock:
+                    free.append(copy)
+            verdict = {"pass": "SURVIVED", "fail": "KILLED", "timeout": "TIMEOUT"}[status]
+            print(f"{verdict:9s} {name:28s} {area:9s} {time.perf_counter() - t0:5.1f} s  {what}"
+                  + (f"  [{why[:90]}]" if status == "fail" else ""), flush=True)
+            return dict(name=name, area=area, status=verdict.lower(), what=what, why=why)
+
+        pool = ThreadPoolExecutor(max_workers=len(copies))
+        try:
+            results = list(pool.map(one, chosen))
+        except BaseException:  # Ctrl-C or kill: stop the running tests, then let the workers finish
+            for proc in list(RUNNING):
+                proc.kill()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    scored = [r for r in results if r["status"] != "stale"]
+    killed = sum(r["status"] == "killed" for r in scored)  # a timeout is not counted as a kill
+    timeouts = sum(r["status"] == "timeout" for r in scored)
+    print(f"\nkilled {killed} of {len(scored)} mutants ({100.0 * killed / max(1, len(scored)):.1f}%), "
+          f"{timeouts} timed out, {len(results) - len(scored)} stale, in {time.perf_counter() - start:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(killed=killed, scored=len(scored), results=results), indent=2))
+    return 0 if killed == len(scored) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
