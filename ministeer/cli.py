@@ -3,14 +3,12 @@
 Subcommands are imported only when called, so ``ministeer sites`` never pays for
 matplotlib or the experiments.
 """
-import ctypes
 import importlib
-import os
 import sys
 
 COMMANDS = {  # name -> ("module:function", one-line help)
-    "sites": ("ministeer.sites:main", "print the table of intervention sites"),
-    "bench": ("ministeer.bench:main", "ms per training step and forward, vs PyTorch eager if installed"),
+    "sites": ("ministeer.cli:sites", "print the table of intervention sites"),
+    "bench": ("ministeer.perf.bench:main", "ms per training step and forward, vs PyTorch eager if installed"),
     "verify": ("ministeer.verify:main", "check every claim of the paper on random models (and --model DIR)"),
     "exercises": ("ministeer.exercises:main", "grade exercise answers (a file or folder; --list shows them)"),
     "pretrain": ("ministeer.experiments.pretrain:main", "regenerate the shipped base model and its card"),
@@ -25,28 +23,19 @@ def usage():
     return "\n".join(lines + ["", "ministeer <command> --help shows a command's options."])
 
 
-def tune_allocator():
-    """Let glibc keep freed memory in the heap instead of returning it to the OS.
-
-    NumPy allocates a fresh array for every intermediate. Above glibc's default mmap
-    threshold each one is a fresh mapping whose pages fault in on first touch, which is
-    slow on virtual machines: a [2048, 512] matmul plus bias add took 6.3 ms instead of
-    1.8 ms here (docs/performance.md). Only the ``ministeer`` process is tuned, never an
-    importing program; ``MINISTEER_MALLOC=0`` turns it off. Returns whether it applied.
-    """
-    if os.environ.get("MINISTEER_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl)
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+def sites(argv=()):
+    """``ministeer sites [--preset llama|gpt2]``: print the site table."""
+    import argparse
+    from .model import PRESETS
+    from .sites import site_table
+    parser = argparse.ArgumentParser(prog="ministeer sites", description="List every intervention site.")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="llama")
+    args = parser.parse_args(argv)
+    print(site_table(PRESETS[args.preset]()))
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    tune_allocator()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0

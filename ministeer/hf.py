@@ -12,7 +12,7 @@ A folder holds ``config.json`` and ``model.safetensors`` (or shards listed in
   ``ops.gelu``.
 
 Both directions go through one table per architecture (``_TO_HF``), so the expected
-tensor names and shapes of a file are derived from ``io.param_shapes(cfg)`` and every
+tensor names and shapes of a file are derived from ``model.param_shapes(cfg)`` and every
 missing, unexpected or mis-shaped tensor is reported by its HF name. Pickle files
 (``pytorch_model.bin``) are refused. Checked in ``tests/test_io.py``, against
 ``transformers`` itself when it is installed.
@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np  # host side: checkpoints live on the host
 
 from .backend import from_numpy, to_numpy
-from .io import (CheckpointError, _atomic_write, _read_safetensors, _write_safetensors, check_arrays,
-                 flatten_tree, param_shapes, unflatten_tree)
+from .io import CheckpointError, atomic_write, check_arrays, read_safetensors, write_safetensors
+from .model import param_shapes
+from .tree import flatten, unflatten
 
 ARCHITECTURES = ("LlamaForCausalLM", "GPT2LMHeadModel")
 
@@ -124,47 +125,47 @@ def _llama_from_hf(t, cfg):
     return dict(t)
 
 
-def _gpt2_to_hf(flat, cfg):
-    out = {"transformer.wte.weight": flat["model.embed_tokens.weight"],
-           "transformer.wpe.weight": flat["model.embed_positions.weight"],
-           "transformer.ln_f.weight": flat["model.norm.weight"], "transformer.ln_f.bias": flat["model.norm.bias"]}
+# GPT-2 <-> ours, one row per tensor: (HF name, our name, stored transposed). "{l}" is the layer.
+# GPT-2's Conv1D keeps weights as [in, out]; ours are [out, in]. c_attn is q, k, v fused.
+GPT2_TABLE = [("transformer.wte.weight", "model.embed_tokens.weight", False),
+              ("transformer.wpe.weight", "model.embed_positions.weight", False),
+              ("transformer.ln_f.weight", "model.norm.weight", False),
+              ("transformer.ln_f.bias", "model.norm.bias", False)]
+GPT2_LAYER_TABLE = [("ln_1.weight", "input_layernorm.weight", False), ("ln_1.bias", "input_layernorm.bias", False),
+                    ("ln_2.weight", "post_attention_layernorm.weight", False),
+                    ("ln_2.bias", "post_attention_layernorm.bias", False),
+                    ("attn.c_proj.weight", "self_attn.o_proj.weight", True),
+                    ("attn.c_proj.bias", "self_attn.o_proj.bias", False),
+                    ("mlp.c_fc.weight", "mlp.up_proj.weight", True), ("mlp.c_fc.bias", "mlp.up_proj.bias", False),
+                    ("mlp.c_proj.weight", "mlp.down_proj.weight", True),
+                    ("mlp.c_proj.bias", "mlp.down_proj.bias", False)]
+QKV = [f"self_attn.{p}_proj" for p in "qkv"]
+
+
+def _gpt2_rows(cfg):
+    """Every ``(HF name, our name, transposed)`` of a GPT-2 config, fused q/k/v excluded."""
+    rows = list(GPT2_TABLE) + [("lm_head.weight", "lm_head.weight", False)] * (not cfg.tied)
     for l in range(cfg.n_layers):
-        ours, hf = f"model.layers.{l}.", f"transformer.h.{l}."
-        q, k, v = (ours + f"self_attn.{p}_proj." for p in "qkv")
-        out[hf + "attn.c_attn.weight"] = np.concatenate([flat[q + "weight"].T, flat[k + "weight"].T,
-                                                         flat[v + "weight"].T], axis=1)  # [d, 3d]
-        out[hf + "attn.c_attn.bias"] = np.concatenate([flat[q + "bias"], flat[k + "bias"], flat[v + "bias"]])
-        for hf_name, our_name in (("ln_1", "input_layernorm"), ("ln_2", "post_attention_layernorm")):
-            out[hf + hf_name + ".weight"] = flat[ours + our_name + ".weight"]
-            out[hf + hf_name + ".bias"] = flat[ours + our_name + ".bias"]
-        for hf_name, our_name in (("attn.c_proj", "self_attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"),
-                                  ("mlp.c_proj", "mlp.down_proj")):
-            out[hf + hf_name + ".weight"] = flat[ours + our_name + ".weight"].T  # Conv1D: [in, out]
-            out[hf + hf_name + ".bias"] = flat[ours + our_name + ".bias"]
-    if not cfg.tied:
-        out["lm_head.weight"] = flat["lm_head.weight"]
+        rows += [(f"transformer.h.{l}.{hf}", f"model.layers.{l}.{ours}", t) for hf, ours, t in GPT2_LAYER_TABLE]
+    return rows
+
+
+def _gpt2_to_hf(flat, cfg):
+    out = {hf: flat[ours].T if t else flat[ours] for hf, ours, t in _gpt2_rows(cfg)}
+    for l in range(cfg.n_layers):
+        ours, hf = f"model.layers.{l}.", f"transformer.h.{l}.attn.c_attn."
+        out[hf + "weight"] = np.concatenate([flat[ours + m + ".weight"].T for m in QKV], axis=1)  # [d, 3d]
+        out[hf + "bias"] = np.concatenate([flat[ours + m + ".bias"] for m in QKV])
     return out
 
 
 def _gpt2_from_hf(t, cfg):
-    flat = {"model.embed_tokens.weight": t["transformer.wte.weight"],
-            "model.embed_positions.weight": t["transformer.wpe.weight"],
-            "model.norm.weight": t["transformer.ln_f.weight"], "model.norm.bias": t["transformer.ln_f.bias"]}
+    flat = {ours: t[hf].T if tr else t[hf] for hf, ours, tr in _gpt2_rows(cfg)}
     for l in range(cfg.n_layers):
-        ours, hf = f"model.layers.{l}.", f"transformer.h.{l}."
-        weights = np.split(t[hf + "attn.c_attn.weight"], 3, axis=1)  # 3 x [d, d]
-        biases = np.split(t[hf + "attn.c_attn.bias"], 3)
-        for p, w, b in zip("qkv", weights, biases):
-            flat[ours + f"self_attn.{p}_proj.weight"], flat[ours + f"self_attn.{p}_proj.bias"] = w.T, b
-        for hf_name, our_name in (("ln_1", "input_layernorm"), ("ln_2", "post_attention_layernorm")):
-            flat[ours + our_name + ".weight"] = t[hf + hf_name + ".weight"]
-            flat[ours + our_name + ".bias"] = t[hf + hf_name + ".bias"]
-        for hf_name, our_name in (("attn.c_proj", "self_attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"),
-                                  ("mlp.c_proj", "mlp.down_proj")):
-            flat[ours + our_name + ".weight"] = t[hf + hf_name + ".weight"].T
-            flat[ours + our_name + ".bias"] = t[hf + hf_name + ".bias"]
-    if not cfg.tied:
-        flat["lm_head.weight"] = t["lm_head.weight"]
+        ours, hf = f"model.layers.{l}.", f"transformer.h.{l}.attn.c_attn."
+        weights = np.split(t[hf + "weight"], 3, axis=1)  # 3 x [d, d]
+        for m, w, b in zip(QKV, weights, np.split(t[hf + "bias"], 3)):
+            flat[ours + m + ".weight"], flat[ours + m + ".bias"] = w.T, b
     return flat
 
 
@@ -216,7 +217,7 @@ def _read_file(path):
     if not path.is_file():
         raise CheckpointError(f"missing checkpoint file {str(path)!r}")
     try:
-        return _read_safetensors(path)[0]
+        return read_safetensors(path)[0]
     except CheckpointError:
         raise
     except Exception as err:
@@ -251,16 +252,16 @@ def load_pretrained(folder, dtype="float64"):
     tensors = _drop_buffers(tensors, arch, tied)
     check_arrays(tensors, expected_hf_shapes(cfg), source)
     flat = _FROM_HF[arch](tensors, cfg)
-    return unflatten_tree({name: from_numpy(a, cfg.dtype) for name, a in flat.items()}), cfg
+    return unflatten({name: from_numpy(a, cfg.dtype) for name, a in flat.items()}), cfg
 
 
 def save_pretrained(folder, params, cfg):
     """Write ``config.json`` and ``model.safetensors`` in HF's layout (each file atomically)."""
     arch = _fitting_architecture(cfg)
-    flat = {name: to_numpy(a) for name, a in flatten_tree(params).items()}
+    flat = {name: to_numpy(a) for name, a in flatten(params).items()}
     check_arrays(flat, param_shapes(cfg), "params")
     tensors = {name: np.ascontiguousarray(a) for name, a in _TO_HF[arch](flat, cfg).items()}
     folder = Path(folder)
-    _atomic_write(folder / "model.safetensors", lambda tmp: _write_safetensors(tmp, tensors, {"format": "pt"}))
+    atomic_write(folder / "model.safetensors", lambda tmp: write_safetensors(tmp, tensors, {"format": "pt"}))
     config = json.dumps(config_to_hf(cfg), indent=2, sort_keys=True) + "\n"
-    _atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(config))
+    atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(config))

@@ -9,9 +9,8 @@ Three layers, each built on the one above it:
   checkpoints. ``.npz`` is read with ``allow_pickle=False``; its metadata is a JSON
   string stored as a uint8 array under ``__metadata__``.
 * ``save_model`` / ``load_model``: a parameter tree and its ``Config`` (as JSON metadata).
-* ``load_pretrained`` / ``save_pretrained``: a local Hugging Face folder (``config.json`` +
-  ``model.safetensors``) for ``LlamaForCausalLM`` and ``GPT2LMHeadModel``; see
-  ``ministeer/hf.py`` for the renaming.
+* ``hf.load_pretrained`` / ``hf.save_pretrained`` build on these for a local Hugging Face
+  folder (``config.json`` + ``model.safetensors``), ``LlamaForCausalLM`` and ``GPT2LMHeadModel``.
 
 Every write goes to a temporary file in the same folder and is then renamed over the
 target, so a crash never leaves a half-written file. Every load error is a
@@ -27,7 +26,8 @@ from pathlib import Path
 import numpy as np  # host side: checkpoints live on the host
 
 from .backend import from_numpy, to_numpy
-from .tree import named_leaves
+from .model import Config, param_shapes
+from .tree import flatten, unflatten
 
 _META_KEY = "__metadata__"
 
@@ -36,7 +36,7 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, or does not match what was asked for."""
 
 
-def _atomic_write(path, write):
+def atomic_write(path, write):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -60,7 +60,7 @@ _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
 _CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 
 
-def _write_safetensors(path, host, metadata):
+def write_safetensors(path, host, metadata):
     header, offset = {}, 0
     host = {name: a.astype(a.dtype.newbyteorder("<"), copy=False) for name, a in host.items()}
     for name, a in host.items():
@@ -85,7 +85,7 @@ def _bfloat16_to_float32(raw_bytes, shape):
     return (np.frombuffer(raw_bytes, dtype="<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
 
 
-def _read_safetensors(path):
+def read_safetensors(path):
     data = Path(path).read_bytes()
     if len(data) < 8:
         raise CheckpointError(f"{str(path)!r} is too short to be a safetensors file ({len(data)} bytes)")
@@ -130,13 +130,13 @@ def save_arrays(path, arrays, metadata=None):
         raise ValueError(f"array name {_META_KEY!r} is reserved")
     meta = json.dumps(metadata or {}, sort_keys=True)
     if str(path).endswith(".safetensors"):
-        _atomic_write(path, lambda tmp: _write_safetensors(tmp, host, {"json": meta}))
+        atomic_write(path, lambda tmp: write_safetensors(tmp, host, {"json": meta}))
     elif str(path).endswith(".npz"):
         blob = np.frombuffer(meta.encode(), dtype=np.uint8)
         def write(tmp):
             with open(tmp, "wb") as f:
                 np.savez(f, **host, **{_META_KEY: blob})
-        _atomic_write(path, write)
+        atomic_write(path, write)
     else:
         raise ValueError(f"unknown checkpoint format for {str(path)!r}: use .safetensors or .npz")
 
@@ -148,7 +148,7 @@ def load_arrays(path, to_backend=True):
         raise CheckpointError(f"no checkpoint file at {str(path)!r}")
     try:
         if path.suffix == ".safetensors":
-            arrays, header_meta = _read_safetensors(path)
+            arrays, header_meta = read_safetensors(path)
             meta = json.loads(header_meta.get("json", "{}"))
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as f:
@@ -165,55 +165,7 @@ def load_arrays(path, to_backend=True):
     return arrays, meta
 
 
-def flatten_tree(tree):
-    """``{dotted name: array}`` for a nested params/adapters dict."""
-    return dict(named_leaves(tree))
-
-
-def unflatten_tree(flat):
-    """Inverse of ``flatten_tree``: integer path parts become list indices."""
-    root = {}
-    for name, value in flat.items():
-        node, parts = root, name.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value  # noqa: builds a fresh container, not traced
-    return _lists_from_digit_dicts(root)
-
-
-def _lists_from_digit_dicts(node):
-    if not isinstance(node, dict):
-        return node
-    node = {k: _lists_from_digit_dicts(v) for k, v in node.items()}
-    if node and all(k.isdigit() for k in node):
-        return [node[str(i)] for i in range(len(node))]
-    return node
-
 # ---------------------------------------------------------------- a model: params + Config
-
-
-def param_shapes(cfg):
-    """``{dotted HF-Llama name: shape}`` of every parameter ``init_params(cfg)`` makes."""
-    d, m, kv, V = cfg.d_model, cfg.d_mlp, cfg.n_kv_heads * cfg.d_head, cfg.vocab_size
-    norm = {"weight": (d,), **({"bias": (d,)} if cfg.norm == "layer" else {})}
-    def lin(d_out, d_in):
-        return {"weight": (d_out, d_in), **({"bias": (d_out,)} if cfg.bias else {})}
-    mlp = {"gate_proj": lin(m, d)} if cfg.mlp == "swiglu" else {}
-    mlp.update(up_proj=lin(m, d), down_proj=lin(d, m))
-    layer = {"input_layernorm": norm, "post_attention_layernorm": norm, "mlp": mlp,
-             "self_attn": {"q_proj": lin(d, d), "k_proj": lin(kv, d), "v_proj": lin(kv, d), "o_proj": lin(d, d)}}
-    model = {"embed_tokens": {"weight": (V, d)}, "layers": [layer] * cfg.n_layers, "norm": norm}
-    if cfg.pos == "learned":
-        model["embed_positions"] = {"weight": (cfg.n_ctx, d)}
-    tree = {"model": model, **({} if cfg.tied else {"lm_head": {"weight": (V, d)}})}
-    return {name: shape for name, shape in _shape_leaves(tree)}
-
-
-def _shape_leaves(tree, prefix=""):
-    if isinstance(tree, tuple):
-        return [(prefix, tree)]
-    items = enumerate(tree) if isinstance(tree, list) else tree.items()
-    return [leaf for k, sub in items for leaf in _shape_leaves(sub, f"{prefix}.{k}" if prefix else str(k))]
 
 
 def check_arrays(arrays, expected, source):
@@ -231,7 +183,6 @@ def check_arrays(arrays, expected, source):
 
 def config_from_dict(d, source):
     """``Config(**d)`` with unknown keys and invalid values reported as ``CheckpointError``."""
-    from .model import Config
     known = {f.name for f in fields(Config)}
     if not isinstance(d, dict) or set(d) - known:
         unknown = sorted(set(d) - known) if isinstance(d, dict) else d
@@ -244,8 +195,8 @@ def config_from_dict(d, source):
 
 def save_model(path, params, cfg):
     """Save a parameter tree and its ``Config`` (JSON metadata) to ``.safetensors`` or ``.npz``."""
-    check_arrays(flatten_tree(params), param_shapes(cfg), "params")
-    save_arrays(path, flatten_tree(params), metadata={"format": "ministeer.model", "config": asdict(cfg)})
+    check_arrays(flatten(params), param_shapes(cfg), "params")
+    save_arrays(path, flatten(params), metadata={"format": "ministeer.model", "config": asdict(cfg)})
 
 
 def load_model(path):
@@ -259,16 +210,5 @@ def load_model(path):
     wrong_dtype = sorted(n for n, a in arrays.items() if a.dtype != np.dtype(cfg.dtype))
     if wrong_dtype:
         raise CheckpointError(f"{str(path)!r}: tensors {wrong_dtype} are not {cfg.dtype} as the config says")
-    return unflatten_tree({k: from_numpy(v) for k, v in arrays.items()}), cfg
+    return unflatten({k: from_numpy(v) for k, v in arrays.items()}), cfg
 
-
-def load_pretrained(folder, dtype="float64"):
-    """``(params, cfg)`` from a local Hugging Face folder (Llama or GPT-2); see ``ministeer/hf.py``."""
-    from .hf import load_pretrained as load
-    return load(folder, dtype)
-
-
-def save_pretrained(folder, params, cfg):
-    """Write ``config.json`` + ``model.safetensors`` in Hugging Face's layout; see ``ministeer/hf.py``."""
-    from .hf import save_pretrained as save
-    return save(folder, params, cfg)

@@ -20,6 +20,7 @@ import numpy as np  # host-side only: initialization draws from a seeded host RN
 from . import ops
 from .backend import as_backend_array, from_numpy, raw, to_numpy, xp
 from .sites import resolve, resolve_hooks
+from .tree import unflatten
 
 CHOICES = {"norm": ("rms", "layer"), "mlp": ("swiglu", "gelu"), "pos": ("rope", "learned"),
            "dtype": ("float64", "float32")}
@@ -82,45 +83,71 @@ PRESETS = {"llama": Config.llama, "gpt2": Config.gpt2}
 # ---------------------------------------------------------------- parameters
 
 
-def _linear_init(rng, d_out, d_in, std, bias, dtype):
-    p = {"weight": from_numpy(rng.normal(0.0, std, (d_out, d_in)), dtype)}
-    if bias:
-        p["bias"] = from_numpy(np.zeros(d_out), dtype)  # not traced: building the dict
-    return p
+def param_shapes(cfg):
+    """``{dotted Hugging Face name: shape}`` of every parameter: the one description of the layout.
+
+    ``init_params`` fills it; checkpoints (``io``, ``hf``), parameter counts and LoRA's list of
+    linear modules are derived from it. Order: as a forward pass meets them.
+    """
+    d, m, kv, V = cfg.d_model, cfg.d_mlp, cfg.n_kv_heads * cfg.d_head, cfg.vocab_size
+    norm = {"weight": (d,), **({"bias": (d,)} if cfg.norm == "layer" else {})}
+    lin = lambda d_out, d_in: {"weight": (d_out, d_in), **({"bias": (d_out,)} if cfg.bias else {})}
+    layer = {"input_layernorm": norm,
+             "self_attn.q_proj": lin(d, d), "self_attn.k_proj": lin(kv, d), "self_attn.v_proj": lin(kv, d),
+             "self_attn.o_proj": lin(d, d),
+             "post_attention_layernorm": norm,
+             **({"mlp.gate_proj": lin(m, d)} if cfg.mlp == "swiglu" else {}),
+             "mlp.up_proj": lin(m, d), "mlp.down_proj": lin(d, m)}
+    shapes = {"model.embed_tokens.weight": (V, d)}
+    if cfg.pos == "learned":
+        shapes["model.embed_positions.weight"] = (cfg.n_ctx, d)
+    for l in range(cfg.n_layers):
+        shapes.update({f"model.layers.{l}.{module}.{leaf}": shape
+                       for module, p in layer.items() for leaf, shape in p.items()})
+    shapes.update({f"model.norm.{leaf}": shape for leaf, shape in norm.items()})
+    if not cfg.tied:
+        shapes["lm_head.weight"] = (V, d)
+    return shapes
 
 
-def _norm_init(cfg):
-    p = {"weight": from_numpy(np.ones(cfg.d_model), cfg.dtype)}
-    if cfg.norm == "layer":
-        p["bias"] = from_numpy(np.zeros(cfg.d_model), cfg.dtype)
-    return p
+def _init_std(name, std, out_std):
+    """Standard deviation of a weight matrix's init: GPT-2 shrinks the writes into the residual stream."""
+    if name.endswith(("o_proj.weight", "down_proj.weight")):
+        return out_std
+    return 0.01 if "embed_positions" in name else std
+
+
+def _draw_order(name):
+    """Block weights first (MLP before attention), then embeddings, then the head.
+
+    The order of the random draws is part of what a seed means: ministeer 0.1 drew in this
+    order, and the shipped base model was pretrained from such an init.
+    """
+    if ".layers." in name:
+        layer = int(name.split(".")[2])
+        return (0, layer, 0 if ".mlp." in name else 1)
+    return (1, 0, 0 if "embed_tokens" in name else 1 if "embed_positions" in name else 2)
 
 
 def init_params(cfg, seed=0, std=0.02):
-    """Random parameters (a nested dict) drawn on the host, so every backend gets the same."""
+    """Random parameters (a nested dict) drawn on the host, so every backend gets the same.
+
+    Weights ~ N(0, std) (``o_proj``/``down_proj``: std / sqrt(2 L); learned positions: 0.01),
+    norm gains 1, biases 0.
+    """
     rng = np.random.default_rng(seed)
-    out_std = std / (2 * cfg.n_layers) ** 0.5  # GPT-2: shrink the writes into the residual stream
-    d, m, kv = cfg.d_model, cfg.d_mlp, cfg.n_kv_heads * cfg.d_head
-    lin = lambda d_out, d_in, s=std: _linear_init(rng, d_out, d_in, s, cfg.bias, cfg.dtype)
-    layers = []
-    for _ in range(cfg.n_layers):
-        mlp = {"gate_proj": lin(m, d)} if cfg.mlp == "swiglu" else {}
-        mlp.update(up_proj=lin(m, d), down_proj=lin(d, m, out_std))
-        layers.append({
-            "input_layernorm": _norm_init(cfg),
-            "self_attn": {"q_proj": lin(d, d), "k_proj": lin(kv, d), "v_proj": lin(kv, d),
-                          "o_proj": lin(d, d, out_std)},
-            "post_attention_layernorm": _norm_init(cfg),
-            "mlp": mlp,
-        })
-    model = {"embed_tokens": {"weight": from_numpy(rng.normal(0.0, std, (cfg.vocab_size, d)), cfg.dtype)}}
-    if cfg.pos == "learned":
-        model["embed_positions"] = {"weight": from_numpy(rng.normal(0.0, 0.01, (cfg.n_ctx, d)), cfg.dtype)}
-    model.update(layers=layers, norm=_norm_init(cfg))
-    params = {"model": model}
-    if not cfg.tied:
-        params["lm_head"] = {"weight": from_numpy(rng.normal(0.0, std, (cfg.vocab_size, d)), cfg.dtype)}
-    return params
+    out_std = std / (2 * cfg.n_layers) ** 0.5
+    shapes = param_shapes(cfg)
+    values = {}
+    for name in sorted(shapes, key=_draw_order):  # stable sort: layout order within a group
+        shape = shapes[name]
+        if name.endswith("bias"):
+            values[name] = np.zeros(shape)
+        elif len(shape) == 1:  # a norm's gain
+            values[name] = np.ones(shape)
+        else:
+            values[name] = rng.normal(0.0, _init_std(name, std, out_std), shape)
+    return unflatten({name: from_numpy(values[name], cfg.dtype) for name in shapes})
 
 # ---------------------------------------------------------------- the forward pass
 

@@ -88,6 +88,56 @@ def resolve(cfg, name):
     return matched
 
 
+def split_name(name):
+    """``"blocks.3.attn.hook_z" -> (3, "attn.hook_z")``; a global site has layer ``None``."""
+    if not name.startswith("blocks."):
+        return None, name
+    _, layer, suffix = name.split(".", 2)
+    return int(layer), suffix
+
+
+def site_shape(cfg, name):
+    """Shape of the activation at a concrete site, without the leading ``(B, T)``.
+
+    ``None`` for ``attn.hook_pattern``, which is not indexed by position first.
+    """
+    suffix = split_name(name)[1]
+    shape = (BLOCK_SITES.get(suffix) or GLOBAL_SITES[suffix])[0].split()
+    if shape[:2] != ["B", "T"]:
+        return None
+    size = {"d": cfg.d_model, "m": cfg.d_mlp, "H": cfg.n_heads, "K": cfg.n_kv_heads, "dh": cfg.d_head}
+    return tuple(size[s] for s in shape[2:])
+
+
+def check_layers(cfg, layers):
+    """Raise ``ValueError`` unless every entry of ``layers`` is a layer index of ``cfg``."""
+    bad = [l for l in layers if not (isinstance(l, int) and not isinstance(l, bool) and 0 <= l < cfg.n_layers)]
+    if bad:
+        raise ValueError(f"layers {bad} out of range: this config has layers 0..{cfg.n_layers - 1}")
+
+
+def select_sites(cfg, sites, layers=None, flat_only=False):
+    """Concrete site names for patterns ``sites`` (str or list), optionally only ``layers``.
+
+    A bare block suffix (``"hook_attn_out"``) means that site in every layer. ``flat_only``
+    keeps to ``[B, T, width]`` activations (what a vector or low-rank adapter can edit).
+    """
+    patterns = [sites] if isinstance(sites, str) else list(sites)
+    patterns = [f"blocks.*.{p}" if p in BLOCK_SITES else p for p in patterns]
+    names = list(dict.fromkeys(n for p in patterns for n in resolve(cfg, p)))  # forward order, no duplicates
+    if layers is not None:
+        check_layers(cfg, layers)
+        names = [n for n in names if split_name(n)[0] in layers]
+    for n in names:
+        shape = site_shape(cfg, n)
+        if shape is None or (flat_only and len(shape) != 1):
+            want = "a [B, T, width] activation" if flat_only else "a position axis second"
+            raise ValueError(f"site {n!r} has shape {BLOCK_SITES[split_name(n)[1]][0]}; this adapter needs {want}")
+    if not names:
+        raise ValueError(f"sites {sites!r} with layers {layers!r} select no site")
+    return names
+
+
 def resolve_hooks(cfg, hooks):
     """``{name or pattern: fn or [fns]}`` -> ``{concrete site: [fns]}`` in the order given."""
     resolved = {}
@@ -110,12 +160,3 @@ def site_table(cfg=None):
         rows.append(f"\nThis config has {len(site_names(cfg))} sites.")
     return "\n".join(rows)
 
-
-def main(argv=()):
-    """``ministeer sites [--preset llama|gpt2]``: print the site table."""
-    import argparse
-    from .model import PRESETS
-    parser = argparse.ArgumentParser(prog="ministeer sites", description="List every intervention site.")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="llama")
-    args = parser.parse_args(argv)
-    print(site_table(PRESETS[args.preset]()))

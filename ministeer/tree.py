@@ -14,18 +14,57 @@ def tree_map(fn, tree, *rest):
     return fn(tree, *rest)
 
 
-def named_leaves(tree, prefix=""):
-    """``[(dotted name, leaf), ...]`` in a stable order: ``model.layers.0.mlp.up_proj.weight``."""
+def leaf_paths(tree, is_leaf=None, prefix=()):
+    """``[(path, leaf), ...]`` in a stable order; a path is a tuple of dict keys and list indices.
+
+    ``is_leaf(node)`` stops the walk early (e.g. at shape tuples). Keys may contain dots
+    (adapter params are keyed by site names), so paths, not dotted names, are exact.
+    """
+    if is_leaf is not None and is_leaf(tree):
+        return [(prefix, tree)]
     if isinstance(tree, dict):
         items = tree.items()
     elif isinstance(tree, (list, tuple)):
         items = enumerate(tree)
     else:
         return [(prefix, tree)]
-    out = []
-    for key, sub in items:
-        out += named_leaves(sub, f"{prefix}.{key}" if prefix else str(key))
-    return out
+    return [leaf for key, sub in items for leaf in leaf_paths(sub, is_leaf, prefix + (key,))]
+
+
+def from_paths(items):
+    """Inverse of ``leaf_paths``: a tree of dicts (str keys) and lists (int keys) from ``(path, leaf)``."""
+    root = {}
+    for path, leaf in items:
+        node = root
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = leaf  # builds a fresh host-side container, never traced
+    return _lists_from_int_keys(root)
+
+
+def _lists_from_int_keys(node):
+    if not isinstance(node, dict):
+        return node
+    node = {k: _lists_from_int_keys(v) for k, v in node.items()}
+    if node and all(isinstance(k, int) for k in node):
+        return [node[i] for i in range(len(node))]
+    return node
+
+
+def named_leaves(tree, is_leaf=None):
+    """``[(dotted name, leaf), ...]`` in a stable order: ``model.layers.0.mlp.up_proj.weight``."""
+    return [(".".join(map(str, path)), leaf) for path, leaf in leaf_paths(tree, is_leaf)]
+
+
+def flatten(tree):
+    """``{dotted name: leaf}`` for a parameter tree (Hugging Face names have no dots in keys)."""
+    return dict(named_leaves(tree))
+
+
+def unflatten(flat):
+    """Inverse of ``flatten``: digit parts of a name become list indices."""
+    return from_paths([tuple(int(k) if k.isdigit() else k for k in name.split(".")), leaf]
+                      for name, leaf in flat.items())
 
 
 def tree_leaves(tree):

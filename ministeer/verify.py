@@ -6,7 +6,7 @@ tiny GPT-2-style model with seeded random weights, prints one row per claim
     | claim | statement | measured figure | pass/fail |
 
 and exits 1 if any claim fails. ``--model DIR`` also runs the model-dependent claims
-on a local Hugging Face checkpoint (``ministeer.io.load_pretrained``); ``--json PATH``
+on a local Hugging Face checkpoint (``ministeer.hf.load_pretrained``); ``--json PATH``
 writes the same table as JSON.
 """
 import argparse
@@ -21,10 +21,7 @@ from .theory.claims import CLAIMS, Model, random_model, run_claim
 
 
 def _checkpoint_model(folder, seed, n_tokens):
-    try:
-        from .io import load_pretrained
-    except ImportError as err:  # the loader lives in another module that may be missing
-        raise SystemExit(f"ministeer verify --model needs ministeer.io.load_pretrained ({err})")
+    from .hf import load_pretrained
     params, cfg = load_pretrained(folder)
     rng = np.random.default_rng(seed)
     tokens = rng.integers(0, cfg.vocab_size, (1, min(n_tokens, cfg.n_ctx)))

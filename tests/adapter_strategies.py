@@ -3,11 +3,11 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ministeer import adapters as A
-from ministeer.adapters.core import site_shape
+from ministeer.sites import site_shape
 from ministeer.sites import site_names
 from ministeer.tree import tree_map
 
-ACTIVATION_KINDS = ("vector", "lowrank", "loreft", "direft")
+ACTIVATION_KINDS = ("vector", "lowrank", "loreft", "direft", "nodireft")
 
 
 def flat_sites(cfg):
@@ -28,7 +28,7 @@ def randomize(adapter, seed, scale=0.3):
 
 
 @st.composite
-def adapter_specs(draw, cfg, kinds=("vector", "lowrank", "loreft", "direft", "lora")):
+def adapter_specs(draw, cfg, kinds=("vector", "lowrank", "loreft", "direft", "nodireft", "lora")):
     """(kind, fields) for a random adapter on ``cfg``: random sites, rank, activation, positions."""
     kind = draw(st.sampled_from(kinds))
     if kind == "lora":
@@ -42,9 +42,9 @@ def adapter_specs(draw, cfg, kinds=("vector", "lowrank", "loreft", "direft", "lo
     sites = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
     positions = draw(st.none() | st.just("last") | st.just("f1+l1") | st.lists(st.integers(0, 0), min_size=1, max_size=1))
     fields = dict(sites=sites, positions=positions)
-    if kind in ("lowrank", "loreft", "direft"):
+    if kind in ("lowrank", "loreft", "direft", "nodireft"):
         widths = [site_shape(cfg, s)[0] for s in sites]
-        fields["r"] = draw(st.integers(1, min(widths) if kind == "loreft" else 4))
+        fields["r"] = draw(st.integers(1, min(widths) if kind in ("loreft", "direft") else 4))
     if kind == "lowrank":
         fields["activation"] = draw(st.sampled_from(sorted(A.ACTIVATIONS)))
     return kind, fields

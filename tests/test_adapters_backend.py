@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from ministeer import adapters as A, fakecupy, from_numpy, use_backend
-from ministeer.fakecupy import count_transfers
+from ministeer import adapters as A, from_numpy, use_backend
+from ministeer.backend import fake as fakecupy
+from ministeer.backend.fake import count_transfers
 from ministeer.model import Config, init_params
 
 fakecupy.register()

@@ -14,7 +14,7 @@ from ministeer.tree import get_path, set_path
 
 @given(model_and_tokens(presets=("gpt2",)), seeds)
 def test_all_position_vector_at_attn_out_is_the_o_proj_bias_update(mt, seed):
-    """gpt2: attn_out + v at every token == o_proj.bias + v, exactly (NOTES.md §4.3 with Delta W = 0)."""
+    """gpt2: attn_out + v at every token == o_proj.bias + v, exactly (docs/02: a weight update with Delta W = 0)."""
     cfg, params, tokens = mt
     layer = seed % cfg.n_layers
     site = f"blocks.{layer}.hook_attn_out"

@@ -1,4 +1,5 @@
-"""ReFT as pyreft defines it: LoReFT's R stays orthonormal, its defining identity, DiReFT's formula."""
+"""ReFT as pyreft defines it: LoReFT's and DiReFT's R stay orthonormal, LoReFT's defining identity,
+DiReFT's and NoDiReFT's formulas."""
 import numpy as np
 from hypothesis import given, strategies as st
 
@@ -46,7 +47,7 @@ def test_loreft_with_W_equal_R_and_b_zero_is_the_identity(mt, seed):
 
 @given(model_and_tokens(), seeds)
 def test_loreft_sets_the_R_projection_to_W_h_plus_b(mt, seed):
-    """pyreft's definition: the edited h' has R h' = W h + b, and h' - h lies in row(R) (NOTES.md §4.4)."""
+    """pyreft's definition: the edited h' has R h' = W h + b, and h' - h lies in row(R)."""
     cfg, params, tokens = mt
     site = "blocks.0.hook_resid_post"
     adapter = randomize(A.loreft(cfg, sites=site, r=1, positions=None, seed=seed), seed)
@@ -59,10 +60,10 @@ def test_loreft_sets_the_R_projection_to_W_h_plus_b(mt, seed):
 
 
 @given(model_and_tokens(), seeds)
-def test_direft_is_h_plus_R_transpose_W_h_plus_b(mt, seed):
+def test_nodireft_is_h_plus_R_transpose_W_h_plus_b(mt, seed):
     cfg, params, tokens = mt
     site = "blocks.0.hook_mlp_out"
-    adapter = randomize(A.direft(cfg, sites=site, r=3, positions=None, seed=seed), seed)
+    adapter = randomize(A.nodireft(cfg, sites=site, r=3, positions=None, seed=seed), seed)
     _, before = run_with_cache(params, tokens, cfg, names=[site])
     _, after = run_with_cache(params, tokens, cfg, names=[site], hooks=A.adapter_hooks(adapter))
     h, p = before[site], adapter.params[site]
@@ -83,3 +84,47 @@ def test_reft_positions_are_the_first_and_last_prompt_tokens_in_the_loss():
     loss = A.adapted_loss(params, adapter, tokens, cfg, mask=mask)
     np.testing.assert_allclose(loss, A.adapted_loss(params, explicit, tokens, cfg, mask=mask), **EXACT)
     assert not np.allclose(loss, A.adapted_loss(params, {}, tokens, cfg, mask=mask))
+
+
+@given(model_and_tokens(), seeds)
+def test_direft_keeps_R_orthonormal_and_nodireft_does_not(mt, seed):
+    """pyreft's names: DireftIntervention = h + R^T (W h + b) with R orthonormal (torch's orthogonal
+    parametrization; here R = orthonormal_rows(R_raw)); NodireftIntervention = the same with R free.
+    Rejects DiReFT using R_raw directly, and NoDiReFT orthonormalizing."""
+    cfg, params, tokens = mt
+    site = "blocks.0.hook_mlp_out"
+    r = min(2, cfg.d_model)
+    di = randomize(A.direft(cfg, sites=site, r=r, positions=None, seed=seed), seed)
+    nodi = randomize(A.nodireft(cfg, sites=site, r=r, positions=None, seed=seed), seed)
+    _, before = run_with_cache(params, tokens, cfg, names=[site])
+    h = before[site]
+    R = A.rotation(di, site)
+    np.testing.assert_allclose(R @ R.T, np.eye(r), **EXACT)
+    for adapter, R_used in ((di, R), (nodi, nodi.params[site]["R"])):
+        _, after = run_with_cache(params, tokens, cfg, names=[site], hooks=A.adapter_hooks(adapter))
+        p = adapter.params[site]
+        np.testing.assert_allclose(after[site], h + (h @ p["W"].T + p["b"]) @ R_used, **EXACT)
+
+
+@given(model_and_tokens(), seeds)
+def test_direft_and_nodireft_start_as_exact_no_ops(mt, seed):
+    """DiReFT: W = b = 0 (R orthonormal cannot be 0); NoDiReFT: R = 0."""
+    cfg, params, tokens = mt
+    r = min(2, cfg.d_model)
+    for make in (A.direft, A.nodireft):
+        adapter = make(cfg, r=r, positions=None, seed=seed)
+        assert np.array_equal(A.adapted_forward(params, adapter, tokens, cfg), forward(params, tokens, cfg))
+
+
+def test_direft_R_stays_orthonormal_through_training():
+    cfg = Config.llama(vocab_size=16, d_model=16, n_heads=2, n_kv_heads=1, d_mlp=32, n_ctx=8)
+    params = init_params(cfg, 0, std=0.3)
+    tokens = np.random.default_rng(1).integers(0, 16, (4, 8))
+    start = A.build_method("direft", cfg, params, seed=0, positions=None)
+    trained, result = A.train_method("direft", params, cfg, [{"tokens": tokens, "mask": np.ones((4, 8))}],
+                                     steps=30, lr=2e-2, adapters=start)
+    assert result.losses[-1] < result.losses[0]
+    for site in trained["reft"].spec["sites"]:
+        R, R0 = A.rotation(trained["reft"], site), A.rotation(start["reft"], site)
+        assert np.abs(R - R0).max() > 1e-3
+        np.testing.assert_allclose(R @ R.T, np.eye(R.shape[0]), rtol=0, atol=1e-10)

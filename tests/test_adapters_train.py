@@ -7,7 +7,8 @@ from ministeer.model import Config, init_params
 from ministeer.tree import named_leaves, tree_map
 
 CFG = Config.llama(vocab_size=16, d_model=16, n_heads=2, n_kv_heads=1, d_mlp=32, n_layers=2, n_ctx=8)
-LR = {"full": 1e-2, "lora": 1e-2, "joint_naive": 1e-2, "joint_orth_input": 1e-2, "joint_orth_output": 1e-2}
+LR = {"full": 1e-2, "lora": 1e-2, "joint_naive": 1e-2, "joint_orth_input": 1e-2, "joint_orth_output": 1e-2,
+      "joint_orth_official": 1e-2}
 
 
 def copy_task(seed=0, batch=8):
@@ -18,8 +19,8 @@ def copy_task(seed=0, batch=8):
     return {"tokens": np.concatenate([prompt, prompt], axis=1), "mask": mask}
 
 
-@pytest.mark.parametrize("name", sorted(A.METHODS))
-def test_a_short_run_lowers_the_loss_and_leaves_the_base_untouched(name):
+@pytest.mark.parametrize("name", sorted(set(A.METHODS) - {"lofit"}))  # two steps, its spec gains the heads:
+def test_a_short_run_lowers_the_loss_and_leaves_the_base_untouched(name):  # tests/test_adapters_lofit_jola.py
     params = init_params(CFG, 0, std=0.3)
     frozen = tree_map(np.copy, params)
     start = A.build_method(name, CFG, params, seed=1)

@@ -1,6 +1,6 @@
-"""The backend switch, the differentiable namespace (xpwrap) and the GPU path on the CPU stand-in.
+"""The backend switch, the differentiable namespace (backend/cupy.py) and the GPU path on the CPU stand-in.
 
-``ministeer/fakecupy.py`` behaves like CuPy where it matters (no implicit conversion to
+``ministeer/backend/fake.py`` behaves like CuPy where it matters (no implicit conversion to
 NumPy, no mixing with host arrays, 0-d reductions, counted transfers), so everything here
 exercises the code a real GPU runs. Every result is compared with the NumPy backend at
 ``EXACT`` in float64 (the same arithmetic in the same order, up to BLAS blocking).
@@ -15,12 +15,13 @@ import pytest
 from autograd import grad, make_jvp
 from hypothesis import assume, given, settings, strategies as st
 
-from ministeer import backend, fakecupy, from_numpy, to_numpy, use_backend
-from ministeer.fakecupy import FakeArray, count_transfers
+from ministeer import backend, from_numpy, to_numpy, use_backend
+from ministeer.backend import fake as fakecupy
+from ministeer.backend.fake import FakeArray, count_transfers
 from ministeer.model import Config, forward, init_params, loss_fn, run_with_cache
 from ministeer.train import fit
 from ministeer.tree import named_leaves, tree_map
-from ministeer.xpwrap import ELEMENTWISE, STRUCTURAL
+from ministeer.backend.cupy import ELEMENTWISE, STRUCTURAL
 from strategies import model_and_tokens, seeds
 from tolerances import EXACT, EXACT32
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from ministeer.io import CheckpointError, flatten_tree, load_pretrained, save_arrays, save_pretrained
+from ministeer.hf import load_pretrained, save_pretrained
+from ministeer.io import CheckpointError, save_arrays
 from ministeer.model import Config, forward, init_params
-from ministeer.tree import named_leaves
+from ministeer.tree import flatten, named_leaves
 from strategies import configs, random_params, seeds
 from test_io import files_in, same_tree
 from tolerances import EXACT
@@ -28,7 +29,7 @@ def _hf_llama(params, cfg):
               "num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.n_kv_heads,
               "max_position_embeddings": cfg.n_ctx, "rms_norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta,
               "tie_word_embeddings": cfg.tied, "hidden_act": "silu"}
-    return config, {name: np.asarray(a) for name, a in flatten_tree(params).items()}  # HF names, 1:1
+    return config, {name: np.asarray(a) for name, a in flatten(params).items()}  # HF names, 1:1
 
 
 def _hf_gpt2(params, cfg):

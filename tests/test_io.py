@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from ministeer.io import (CheckpointError, flatten_tree, load_arrays, load_model, param_shapes, save_arrays,
+from ministeer.io import (CheckpointError, load_arrays, load_model, save_arrays,
                           save_model)
-from ministeer.model import Config, init_params
-from ministeer.tree import named_leaves
+from ministeer.model import Config, init_params, param_shapes
+from ministeer.tree import flatten, named_leaves
 from strategies import configs, random_params, seeds
 
 SUFFIXES = [".safetensors", ".npz"]
@@ -110,7 +110,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     before = path.read_bytes()
     import ministeer.io
     if suffix == ".safetensors":
-        monkeypatch.setattr(ministeer.io, "_write_safetensors", _fail_midway)
+        monkeypatch.setattr(ministeer.io, "write_safetensors", _fail_midway)
     else:
         monkeypatch.setattr(ministeer.io.np, "savez", lambda f, **arrays: (f.write(b"partial"), _fail_midway(
             f.name))[1])
@@ -187,7 +187,7 @@ def _saved_with(tmp_path, cfg, arrays, config=None):
 
 def test_mismatched_tensors_are_named(tmp_path):
     cfg = Config.llama(n_layers=2)
-    flat = flatten_tree(init_params(cfg, 0))
+    flat = flatten(init_params(cfg, 0))
     q = "model.layers.1.self_attn.q_proj.weight"
     missing = {k: v for k, v in flat.items() if k != q}
     with pytest.raises(CheckpointError, match=rf"missing tensors: \['{q}'\]"):
@@ -203,7 +203,7 @@ def test_mismatched_tensors_are_named(tmp_path):
 def test_bad_configs_in_files_are_checkpoint_errors(tmp_path):
     from dataclasses import asdict
     cfg = Config.llama(n_layers=1)
-    flat = flatten_tree(init_params(cfg, 0))
+    flat = flatten(init_params(cfg, 0))
     with pytest.raises(CheckpointError, match=r"unknown fields \['n_experts'\]"):
         load_model(_saved_with(tmp_path, cfg, flat, {**asdict(cfg), "n_experts": 8}))
     with pytest.raises(CheckpointError, match="not divisible by n_heads"):

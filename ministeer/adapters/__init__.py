@@ -1,5 +1,6 @@
 """Adaptation methods as data: full fine-tuning, LoRA, steering vectors, the paper's
-post-block low-rank steering, ReFT (LoReFT, DiReFT) and joint LoRA + steering.
+post-block low-rank steering, ReFT (LoReFT, DiReFT, NoDiReFT), the head-level baselines
+LoFiT and JoLA, and joint LoRA + steering.
 
     from ministeer import adapters as A
     steer = A.lowrank(cfg, sites="post_block", r=8, activation="silu")   # h + U silu(D h)
@@ -10,22 +11,28 @@ post-block low-rank steering, ReFT (LoReFT, DiReFT) and joint LoRA + steering.
 
 See ``core.py`` for the data model and ``methods.py`` for the method registry.
 """
-from . import lora as _lora, reft as _reft, steer as _steer  # noqa: F401  (register the kinds)
+from . import jola as _jola, lofit as _lofit, lora as _lora, reft as _reft, steer as _steer  # noqa: F401  (kinds)
 from .core import (KINDS, Adapter, adapted_forward, adapted_loss, adapted_params, adapter_hooks, as_adapters,
-                   init_adapter, make_spec, objective, position_mask, trainable_of, with_trainable)
-from .count import ParamCount, adapter_size, base_param_count, base_shapes, count_params
+                   init_adapter, make_spec, objective, stepwise_loss, trainable_of, with_trainable)
+from .count import ParamCount, adapter_size, base_param_count, count_params
 from .fold import FoldError, fold
-from .joint import column_basis, orth_projector, project_joint
+from .jola import gates, jola
+from .joint import (INFERENCE_MODES, column_basis, full_basis, inference_logits_fns, inference_modes, orth_projector,
+                    project_joint)
+from .lofit import head_norms, lofit, lofit_scale, select_heads, train_lofit
 from .lora import delta_weight, full, linear_modules, lora, merge_lora, resolve_targets, unmerge_lora
-from .methods import METHODS, build_method, method_specs, train_method
-from .reft import direft, loreft, orthonormal_rows, rotation
+from .methods import METHODS, Method, build_method, method_specs, train_method
+from .positions import position_mask
+from .reft import direft, loreft, nodireft, orthonormal_rows, rotation
 from .saving import load_adapters, save_adapters
 from .steer import ACTIVATIONS, lowrank, steering_vector
 
-__all__ = ["ACTIVATIONS", "Adapter", "FoldError", "KINDS", "METHODS", "ParamCount", "adapted_forward",
-           "adapted_loss", "adapted_params", "adapter_hooks", "adapter_size", "as_adapters", "base_param_count",
-           "base_shapes", "build_method", "column_basis", "count_params", "delta_weight", "direft", "fold", "full",
-           "init_adapter", "linear_modules", "lora", "loreft", "lowrank", "make_spec", "merge_lora",
-           "method_specs", "objective", "orth_projector", "orthonormal_rows", "position_mask", "project_joint",
-           "resolve_targets", "rotation", "save_adapters", "load_adapters", "steering_vector", "train_method",
-           "trainable_of", "unmerge_lora", "with_trainable"]
+__all__ = ["ACTIVATIONS", "Adapter", "FoldError", "INFERENCE_MODES", "KINDS", "METHODS", "Method", "ParamCount",
+           "adapted_forward", "adapted_loss", "adapted_params", "adapter_hooks", "adapter_size", "as_adapters",
+           "base_param_count", "build_method", "column_basis", "count_params", "delta_weight", "direft", "fold",
+           "full", "full_basis", "gates", "head_norms", "inference_logits_fns", "inference_modes", "init_adapter",
+           "jola", "linear_modules", "load_adapters", "lofit", "lofit_scale", "lora", "loreft", "lowrank",
+           "make_spec", "merge_lora", "method_specs", "nodireft", "objective", "orth_projector",
+           "orthonormal_rows", "position_mask", "project_joint", "resolve_targets", "rotation", "save_adapters",
+           "select_heads", "steering_vector", "stepwise_loss", "train_lofit", "train_method", "trainable_of",
+           "unmerge_lora", "with_trainable"]

@@ -9,8 +9,13 @@ Two families, one mechanism each:
 
 * **weight adapters** (``full``, ``lora``) return *effective weights*, computed inside the
   traced function from the frozen base (``W + s B A``); the base is never mutated.
-* **activation adapters** (``vector``, ``lowrank``, ``loreft``, ``direft``) become hooks
-  ``h -> h + mask * delta(h)`` on ``model.forward``, built from the data at call time.
+* **activation adapters** (``vector``, ``lowrank``, ``loreft``, ``direft``, ``nodireft``,
+  ``lofit_scale``, ``lofit``, ``jola``) become hooks ``h -> h + mask * delta(h)`` on
+  ``model.forward``, built from the data at call time.
+
+A kind may also add a term to the training loss (``Kind.penalty``: LoFiT's L1, JoLA's L0)
+and draw random numbers per training step (``Kind.sample``: JoLA's gate noise); both live
+in ``objective`` only, so ``adapted_forward`` and ``adapted_loss`` are the evaluation mode.
 
 A set of adapters is a dict ``{name: Adapter}`` (its names are the top-level keys of
 the trainable pytree, so ``fit(group_lr={"lora": ..., "steer": ...})`` works); a single
@@ -18,15 +23,17 @@ Adapter or a list is accepted too. Hooks at one site run in the dict's order.
 Tests: tests/test_adapters_core.py (exact no-op at init, the formulas at a site, positions,
 composition), tests/test_adapters_backend.py (the same on the CuPy code path).
 """
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np  # host side only: seeded initialization
 
-from ..backend import as_backend_array, from_numpy, raw
+from ..backend import from_numpy
 from ..model import loss_fn, forward
-from ..sites import BLOCK_SITES, GLOBAL_SITES, resolve, resolve_hooks
+from ..sites import resolve_hooks
+from .positions import position_mask, prompt_lengths_from_mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +66,12 @@ class Kind:
     weights: Optional[Callable] = None  # (spec, p, params) -> params  (weight adapters)
     affine: Optional[Callable] = None   # (spec, p) -> (P, Q, c) with delta(h) = P Q h + c (any may be
                                         # None), or None if delta is nonlinear; used by fold.py
+    penalty: Optional[Callable] = None  # (cfg, spec, params, step) -> scalar added to the training loss
+                                        # (LoFiT's L1, JoLA's L0); never part of adapted_loss
+    sample: Optional[Callable] = None   # (cfg, spec, rng) -> {site: {leaf: host array}}: random draws of
+                                        # one training step (JoLA's gate noise), merged into ``delta``'s p
+    site_spec: Optional[Callable] = None  # (spec, site) -> the spec ``delta`` sees at that site (LoFiT:
+                                          # which heads of this layer carry an offset)
 
 
 KINDS = {}
@@ -97,107 +110,6 @@ def init_adapter(cfg, spec, seed=0):
     return Adapter(spec, {g: {leaf: from_numpy(a, cfg.dtype) for leaf, a in p.items()} for g, p in host.items()})
 
 
-# ---------------------------------------------------------------- sites and positions
-
-
-def site_shape(cfg, name):
-    """Shape of the activation at a concrete site, without the leading ``(B, T)``.
-
-    ``None`` for ``attn.hook_pattern``, which is not indexed by position first.
-    """
-    suffix = name.split(".", 2)[2] if name.startswith("blocks.") else name
-    shape = (BLOCK_SITES.get(suffix) or GLOBAL_SITES[suffix])[0].split()
-    if shape[:2] != ["B", "T"]:
-        return None
-    size = {"d": cfg.d_model, "m": cfg.d_mlp, "H": cfg.n_heads, "K": cfg.n_kv_heads, "dh": cfg.d_head}
-    return tuple(size[s] for s in shape[2:])
-
-
-def select_sites(cfg, sites, layers=None, flat_only=False):
-    """Concrete site names for patterns ``sites`` (str or list), optionally only ``layers``.
-
-    A bare block suffix (``"hook_attn_out"``) means that site in every layer.
-    """
-    patterns = [sites] if isinstance(sites, str) else list(sites)
-    patterns = [f"blocks.*.{p}" if p in BLOCK_SITES else p for p in patterns]
-    names = [n for p in patterns for n in resolve(cfg, p)]
-    names = list(dict.fromkeys(names))  # de-duplicate, keep forward order of the patterns
-    if layers is not None:
-        bad = [l for l in layers if not (isinstance(l, int) and 0 <= l < cfg.n_layers)]
-        if bad:
-            raise ValueError(f"layers {bad} out of range: this config has layers 0..{cfg.n_layers - 1}")
-        names = [n for n in names if n.startswith("blocks.") and int(n.split(".")[1]) in layers]
-    for n in names:
-        shape = site_shape(cfg, n)
-        if shape is None or (flat_only and len(shape) != 1):
-            want = "a [B, T, width] activation" if flat_only else "a position axis second"
-            raise ValueError(f"site {n!r} has shape {BLOCK_SITES.get(n.split('.', 2)[-1], ('?',))[0]}; "
-                             f"this adapter needs {want}")
-    if not names:
-        raise ValueError(f"sites {sites!r} with layers {layers!r} select no site")
-    return names
-
-
-def check_positions(positions):
-    """Validate a positions spec; returns it in JSON form (a bool mask becomes a list)."""
-    if positions is None or isinstance(positions, str):
-        if positions not in (None, "last"):
-            parse_first_last(positions)
-        return positions
-    arr = np.asarray(positions)
-    if arr.dtype == bool and arr.ndim in (1, 2):
-        return arr.tolist()
-    if arr.dtype.kind in "iu" and arr.ndim == 1 and arr.size:
-        return [int(i) for i in arr]
-    raise ValueError(f"positions={positions!r}; expected None (all), 'last', 'f<k>+l<k>' (pyreft), "
-                     "a list of ints, or a bool mask [T] or [B, T]")
-
-
-def parse_first_last(text):
-    """pyreft's position notation: ``"f1+l1"`` -> (1, 1), ``"l3"`` -> (0, 3), ``"f7"`` -> (7, 0)."""
-    first = last = 0
-    for part in text.split("+"):
-        if len(part) < 2 or part[0] not in "fl" or not part[1:].isdigit():
-            raise ValueError(f"positions={text!r}; expected pyreft notation like 'f1+l1', 'l1' or 'f7+l7'")
-        first, last = (int(part[1:]), last) if part[0] == "f" else (first, int(part[1:]))
-    return first, last
-
-
-def position_mask(positions, batch, n_pos, prompt_lengths=None):
-    """Float mask [B, T] (1 where the adapter edits) built with ``raw``; ``None`` means every position.
-
-    ``"f<k>+l<k>"`` counts from the ends of the *prompt* when ``prompt_lengths`` ([B] or int)
-    is given (pyreft's semantics), else from the ends of the sequence. A bool mask may be longer
-    than the sequence (it is cut), a list of ints may not.
-    """
-    if positions is None:
-        return None
-    t = raw.arange(n_pos)[None, :]  # [1, T]
-    if isinstance(positions, str) and positions == "last":
-        return raw.broadcast_to(1.0 * (t == n_pos - 1), (batch, n_pos))
-    if isinstance(positions, str):
-        first, last = parse_first_last(positions)
-        P = raw.asarray(n_pos if prompt_lengths is None else prompt_lengths).reshape(-1, 1)  # [B or 1, 1]
-        P = raw.minimum(P, n_pos)
-        chosen = (t < raw.minimum(first, P)) | ((t >= P - last) & (t < P))
-        return raw.broadcast_to(1.0 * chosen, (batch, n_pos))
-    arr = np.asarray(positions)
-    if arr.dtype == bool:  # longer masks are cut: loss_fn feeds tokens[:, :-1], generation grows T
-        if arr.shape[-1] < n_pos or (arr.ndim == 2 and arr.shape[0] != batch):
-            raise ValueError(f"position mask has shape {arr.shape}; this input needs [{n_pos}] or [{batch}, {n_pos}]")
-        return raw.broadcast_to(1.0 * as_backend_array(arr[..., :n_pos]), (batch, n_pos))
-    if arr.min() < -n_pos or arr.max() >= n_pos:
-        raise ValueError(f"positions {arr.tolist()} out of range for a sequence of {n_pos} tokens")
-    hit = (t == as_backend_array(arr % n_pos)[:, None]).any(axis=0)  # [T]
-    return raw.broadcast_to(1.0 * hit, (batch, n_pos))
-
-
-def prompt_lengths_from_mask(mask):
-    """Index of the first supervised (completion) token in each row; rows without one get T."""
-    m = as_backend_array(mask) > 0
-    return raw.where(m.any(axis=1), raw.argmax(m, axis=1), m.shape[1])
-
-
 # ---------------------------------------------------------------- applying a set of adapters
 
 
@@ -234,14 +146,23 @@ def adapted_params(params, adapters):
     return params
 
 
-def adapter_hooks(adapters, prompt_lengths=None):
-    """``{site: [hook, ...]}`` for the activation adapters, in order."""
+def adapter_hooks(adapters, prompt_lengths=None, draws=None):
+    """``{site: [hook, ...]}`` for the activation adapters, in order.
+
+    ``draws`` -- ``{adapter name: {site: {leaf: array}}}``: a training step's random draws
+    (``Kind.sample``), seen by ``delta`` beside the params. Without them an adapter runs in
+    evaluation mode (JoLA: deterministic gates).
+    """
     hooks = {}
-    for a in as_adapters(adapters).values():
+    for name, a in as_adapters(adapters).items():
         kind = get_kind(a.kind)
         if kind.delta is not None:
             for site in a.spec["sites"]:
-                hooks.setdefault(site, []).append(_shift_hook(kind.delta, a.spec, a.params[site], prompt_lengths))
+                p = a.params[site]
+                if draws and name in draws:
+                    p = {**p, **draws[name][site]}
+                spec = a.spec if kind.site_spec is None else kind.site_spec(a.spec, site)
+                hooks.setdefault(site, []).append(_shift_hook(kind.delta, spec, p, prompt_lengths))
     return hooks
 
 
@@ -255,8 +176,8 @@ def _shift_hook(delta, spec, p, prompt_lengths):
     return hook
 
 
-def _all_hooks(cfg, adapters, hooks, prompt_lengths):
-    merged = adapter_hooks(adapters, prompt_lengths)
+def _all_hooks(cfg, adapters, hooks, prompt_lengths, draws=None):
+    merged = adapter_hooks(adapters, prompt_lengths, draws)
     for name, fns in resolve_hooks(cfg, hooks).items():  # the caller's hooks run after the adapters'
         merged.setdefault(name, []).extend(fns)
     return merged
@@ -267,13 +188,38 @@ def adapted_forward(params, adapters, tokens, cfg, hooks=None, prompt_lengths=No
     return forward(adapted_params(params, adapters), tokens, cfg, _all_hooks(cfg, adapters, hooks, prompt_lengths))
 
 
-def adapted_loss(params, adapters, tokens, cfg, mask=None, targets=None, hooks=None, prompt_lengths=None):
+def adapted_loss(params, adapters, tokens, cfg, mask=None, targets=None, hooks=None, prompt_lengths=None,
+                 draws=None):
     """``model.loss_fn`` with adapters. ``mask`` [B, T] = 1 on supervised completion tokens;
-    it also fixes the prompt length for pyreft-style ``"f<k>+l<k>"`` positions."""
+    it also fixes the prompt length for pyreft-style ``"f<k>+l<k>"`` positions.
+    ``draws``: a training step's random draws (see ``adapter_hooks``); None = evaluation mode."""
     if prompt_lengths is None and mask is not None:
         prompt_lengths = prompt_lengths_from_mask(mask)
     return loss_fn(adapted_params(params, adapters), tokens, cfg, targets=targets, mask=mask,
-                   hooks=_all_hooks(cfg, adapters, hooks, prompt_lengths))
+                   hooks=_all_hooks(cfg, adapters, hooks, prompt_lengths, draws))
+
+
+def stepwise_loss(params, adapters, tokens, cfg, mask):
+    """The official code's ``StepwiseTrainer`` loss (https://github.com/SprocketLab/steerling,
+    ``custom_trainer.py``): token t+1 is predicted from a forward pass over the prefix
+    ``tokens[:, :t+1]`` alone, so an adapter with ``positions="last"`` (``--intervene-last``)
+    edits exactly the position that predicts. Mean cross-entropy over supervised targets
+    (``mask[:, t+1] = 1``); one forward pass per supervised position, so T times the cost."""
+    from .. import ops
+    from ..backend import as_backend_array, raw
+    mask_host = np.asarray(mask) > 0
+    total, count = 0.0, 0
+    for t in range(tokens.shape[1] - 1):
+        rows = np.nonzero(mask_host[:, t + 1])[0]
+        if rows.size == 0:  # nothing supervised at t + 1: this prefix is never run
+            continue
+        logits = adapted_forward(params, adapters, tokens[rows, :t + 1], cfg)[:, -1, :]  # [b, V]
+        weights = raw.ones((rows.size,), dtype=logits.dtype)
+        total = total + rows.size * ops.cross_entropy(logits, as_backend_array(tokens[rows, t + 1]), weights)
+        count += rows.size
+    if count == 0:
+        raise ValueError("stepwise_loss: the mask supervises no position after the first")
+    return total / count
 
 
 def trainable_of(adapters):
@@ -286,15 +232,38 @@ def with_trainable(adapters, trainable):
     return {name: a.with_params(trainable[name]) for name, a in as_adapters(adapters).items()}
 
 
-def objective(params, adapters, cfg):
-    """``(trainable, batch) -> loss`` for ``fit``: the completion-only SFT loss, base frozen.
+def objective(params, adapters, cfg, seed=0, stepwise=False):
+    """``(trainable, batch) -> loss`` for ``fit``: the completion-only SFT loss, base frozen,
+    plus every adapter's ``Kind.penalty`` (LoFiT's L1, JoLA's L0), in training mode.
 
     ``batch`` is ``{"tokens": int [B, T], "mask": float [B, T]}`` or a bare token array.
+    The objective counts its calls (``fit`` makes one per step): call i draws the adapters'
+    training noise (``Kind.sample``) from ``default_rng([seed, i, adapter index])`` and gives
+    i to the penalties' schedules, so a run is bitwise reproducible from ``seed``.
+    ``stepwise`` -- use ``stepwise_loss`` (the official ``--intervene-last`` training).
     """
     adapters = as_adapters(adapters)
+    kinds = {name: get_kind(a.kind) for name, a in adapters.items()}
+    calls = itertools.count()
+
     def loss(trainable, batch):
         if not isinstance(batch, dict):
             batch = {"tokens": batch}
-        return adapted_loss(params, with_trainable(adapters, trainable), batch["tokens"], cfg,
-                            mask=batch.get("mask"))
+        step = next(calls)
+        current = with_trainable(adapters, trainable)
+        draws = {}
+        for i, (name, a) in enumerate(current.items()):
+            if kinds[name].sample is not None:
+                host = kinds[name].sample(cfg, a.spec, np.random.default_rng([seed, step, i]))
+                draws[name] = {s: {k: from_numpy(v, cfg.dtype) for k, v in p.items()} for s, p in host.items()}
+        if stepwise:
+            if draws:
+                raise ValueError("stepwise training of adapters with random draws is not supported")
+            value = stepwise_loss(params, current, batch["tokens"], cfg, batch["mask"])
+        else:
+            value = adapted_loss(params, current, batch["tokens"], cfg, mask=batch.get("mask"), draws=draws)
+        for name, a in current.items():
+            if kinds[name].penalty is not None:
+                value = value + kinds[name].penalty(cfg, a.spec, a.params, step)
+        return value
     return loss

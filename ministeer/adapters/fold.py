@@ -1,8 +1,8 @@
 """Folding adapters into the base weights, exactly where the algebra allows it.
 
 An activation adapter whose shift is affine in the activation, ``delta(h) = P Q h + c`` at
-every position, can be absorbed by a linear layer next to its site (NOTES.md §4, the
-"weight update as activation shift" correspondence read backwards):
+every position, can be absorbed by a linear layer next to its site (the paper's
+"weight update as activation shift" correspondence read backwards, docs/02-weight-updates-as-shifts.md):
 
 * right after a linear ``y = W x + b`` (``hook_attn_out`` <- o_proj, ``hook_mlp_out`` <- down_proj,
   ``attn.hook_q/k/v``, ``mlp.hook_pre/pre_linear``):  W <- (I + PQ) W,  b <- (I + PQ) b + c;
@@ -15,6 +15,7 @@ Everything else raises ``FoldError`` with a one-sentence reason: position-restri
 nonlinear adapters, input-dependent shifts after a skip connection, no bias to absorb a constant.
 Tests: tests/test_adapters_fold.py (gpt2 ``hook_attn_out`` vector == o_proj bias update, 1e-12).
 """
+from ..sites import split_name
 from ..tree import get_path, set_path
 from .core import as_adapters, get_kind
 from .lora import merge_lora
@@ -53,7 +54,11 @@ def _affine_parts(name, adapter, site):
     if spec.get("positions") is not None:
         raise FoldError(f"cannot fold {name!r}: it edits only some positions (positions={spec['positions']!r}), "
                         "but a weight or bias update acts on every position alike.")
-    parts = get_kind(adapter.kind).affine(spec, adapter.params[site])
+    kind = get_kind(adapter.kind)
+    if kind.affine is None:  # LoFiT, JoLA: per-head edits of attn.hook_z (an o_proj update in principle)
+        raise FoldError(f"cannot fold {name!r}: ministeer has no folding rule for {adapter.kind!r} adapters "
+                        f"(they edit per-head outputs at {spec['sites'][0] if spec['sites'] else 'no site'!r}).")
+    parts = kind.affine(spec, adapter.params[site])
     if parts is None:
         raise FoldError(f"cannot fold {name!r}: its activation {spec.get('activation')!r} makes the shift a "
                         "nonlinear function of the activation, which no weight matrix reproduces.")
@@ -108,22 +113,15 @@ def fold(params, adapters, cfg):
         if get_kind(a.kind).delta is None:
             continue
         for site in a.spec["sites"]:
-            (producer if _site_suffix(site)[1] not in _consumers(cfg) else consumer).append((name, a, site))
+            (producer if split_name(site)[1] not in _consumers(cfg) else consumer).append((name, a, site))
     for name, a, site in producer + consumer[::-1]:
         params = _fold_one(params, cfg, name, a, site)
     return params
 
 
-def _site_suffix(site):
-    if not site.startswith("blocks."):
-        return None, site
-    _, layer, suffix = site.split(".", 2)
-    return int(layer), suffix
-
-
 def _fold_one(params, cfg, name, adapter, site):
     P, Q, c = _affine_parts(name, adapter, site)
-    layer, suffix = _site_suffix(site)
+    layer, suffix = split_name(site)
     prefix = f"model.layers.{layer}."
     if suffix in _producers(cfg):
         for mod in _producers(cfg)[suffix]:

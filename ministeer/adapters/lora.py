@@ -8,7 +8,7 @@ LoRA (Hu et al. 2021; PEFT ``LoraConfig``): for each target linear ``W`` [out, i
 
 ``B`` starts at zero, so the adapter is an exact no-op at init; ``A`` is
 kaiming-uniform(a=sqrt 5), i.e. U(-1/sqrt(in), 1/sqrt(in)), as PEFT. This is the
-weight-update side of the paper's comparison (NOTES.md §4.1, §8: r=8 on q,k,v,o,gate,up,down).
+weight-update side of the paper's comparison (the paper's LoRA baseline: r=8 on q,k,v,o,gate,up,down).
 ``W_eff`` is built inside the traced forward, so merging is the same arithmetic:
 ``merge_lora`` equals the unmerged forward bitwise (tests/test_adapters_lora.py).
 """
@@ -16,6 +16,8 @@ import fnmatch
 
 import numpy as np  # host side only: initialization
 
+from ..model import param_shapes
+from ..sites import check_layers
 from ..tree import get_path, set_path
 from .core import Adapter, Kind, init_adapter, make_spec, register
 
@@ -25,15 +27,8 @@ SHORT_NAMES = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn
 
 def linear_modules(cfg):
     """``{module path: (out, in)}`` for every linear layer of ``cfg``, in forward order."""
-    d, m, kv = cfg.d_model, cfg.d_mlp, cfg.n_kv_heads * cfg.d_head
-    shapes = {"self_attn.q_proj": (d, d), "self_attn.k_proj": (kv, d), "self_attn.v_proj": (kv, d),
-              "self_attn.o_proj": (d, d), "mlp.gate_proj": (m, d), "mlp.up_proj": (m, d), "mlp.down_proj": (d, m)}
-    if cfg.mlp != "swiglu":
-        del shapes["mlp.gate_proj"]
-    modules = {f"model.layers.{l}.{name}": shape for l in range(cfg.n_layers) for name, shape in shapes.items()}
-    if not cfg.tied:
-        modules["lm_head"] = (cfg.vocab_size, d)
-    return modules
+    return {name.removesuffix(".weight"): shape for name, shape in param_shapes(cfg).items()
+            if name.endswith("proj.weight") or name == "lm_head.weight"}
 
 
 def resolve_targets(cfg, targets, layers=None):
@@ -57,9 +52,7 @@ def resolve_targets(cfg, targets, layers=None):
                            f"under 'model.layers.<l>.'" + (", and 'lm_head'" if "lm_head" in modules else ""))
         chosen += hits
     if layers is not None:
-        bad = [l for l in layers if not (isinstance(l, int) and 0 <= l < cfg.n_layers)]
-        if bad:
-            raise ValueError(f"layers {bad} out of range: this config has layers 0..{cfg.n_layers - 1}")
+        check_layers(cfg, layers)
         chosen = [p for p in chosen if p.startswith("model.layers.") and int(p.split(".")[2]) in layers]
     chosen = [p for p in modules if p in set(chosen)]  # forward order, no duplicates
     if not chosen:
@@ -139,8 +132,7 @@ def _check_lora(adapter):
 
 
 def _full_shapes(cfg, spec):
-    from .count import base_shapes
-    return {"base": base_shapes(cfg)}
+    return {"base": param_shapes(cfg)}
 
 
 def _full_init(cfg, spec, rng):

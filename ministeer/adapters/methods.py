@@ -6,16 +6,19 @@ for joint methods, the orthogonality constraint (docs/06-joint-adaptation.md). `
 on a frozen base and runs ``fit`` on the completion-only SFT loss.
 
 Names: full, lora, lora_r1, lora_r2 (the size-matched weight-space baselines), loreft,
-direft, postblock_linear, postblock_silu, postblock_vector, postblock_r1, postblock_r2,
-postblock_r4 (the rank sweep), attnout_r8, premlp_r8, postmlp_r8, joint_naive,
-joint_orth_input, joint_orth_output. Smoke-tested in tests/test_adapters_train.py.
+direft, nodireft, postblock_linear, postblock_silu, postblock_vector, postblock_r1,
+postblock_r2, postblock_r4 (the rank sweep), attnout_r8, premlp_r8, postmlp_r8,
+submodules_r8, lofit, jola, joint_naive, joint_orth_input, joint_orth_output,
+joint_orth_official. Smoke-tested in tests/test_adapters_train.py.
 """
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from ..train import fit
 from .core import as_adapters, get_kind, init_adapter, make_spec, objective, trainable_of, with_trainable
 from .joint import orth_projector
+from .lofit import train_lofit
 from .lora import full
 
 # Learning-rate grids, per family of method. The paper sweeps 5 values per method for 1B-8B
@@ -41,12 +44,15 @@ class Method:
                 models; toy-scale runs pass their own (``lr_grid``).
     lr_grid  -- the values ``ministeer compare --sweep`` chooses from on validation.
     orth     -- joint methods: the orthogonality projection (``joint.orth_projector``).
+    train    -- methods whose training is not one ``fit`` (LoFiT's two steps): called by
+                ``train_method`` as ``train(params, cfg, data, steps=, lr=, seed=, adapters=, **fit options)``.
     """
     adapters: dict
     label: str
     lr: float
     lr_grid: tuple
     orth: dict = None
+    train: Callable = None
 
 
 METHODS = {
@@ -75,6 +81,22 @@ METHODS = {
     "joint_orth_output": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. output (U)", 2e-4,
                                 LORA_GRID, orth=dict(mode="output", every="step")),
 }
+
+# Added for the paper's head-level baselines and the official code's options (issue 12).
+METHODS.update({
+    # pyreft's NodireftIntervention: DiReFT with R unconstrained ("direft" keeps R orthonormal, as pyreft does)
+    "nodireft": Method({"reft": dict(kind="nodireft", r=8, positions="f1+l1")}, "NoDiReFT r=8", 2e-3, STEER_GRID),
+    # the official --submodules: one adapter on the post-attention-norm output (pre-MLP) and one on the MLP output
+    "submodules_r8": Method({"steer": dict(POSTBLOCK, sites=["pre_mlp", "post_mlp"])},
+                            "Pre-MLP + post-MLP r=8 (--submodules)", 2e-3, STEER_GRID),
+    # LoFiT (lofit.py): lr is the offset step's (official 1e-2); the head-selection step uses lr / 20
+    "lofit": Method({"lofit": dict(kind="lofit")}, "LoFiT", 1e-2, STEER_GRID, train=train_lofit),
+    # JoLA (jola.py): the official config's lr 5e-3
+    "jola": Method({"jola": dict(kind="jola")}, "JoLA", 5e-3, STEER_GRID),
+    # the official code's projection exactly: input side, all r singular vectors, every 100 steps, no final projection
+    "joint_orth_official": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. input (official)", 2e-4,
+                                  LORA_GRID, orth=dict(mode="official")),
+})
 
 
 def method_specs(name, **overrides):
@@ -116,27 +138,46 @@ def build_method(name, cfg, params=None, seed=0, **overrides):
 
 def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedule="linear", warmup=None,
                  weight_decay=0.0, clip=None, group_lr=None, orth_every=None, adapters=None,
-                 progress=False, callback=None, **overrides):
+                 progress=False, callback=None, intervene_last=False, **overrides):
     """Train method ``name`` on ``data`` against the frozen base ``params``.
 
     data -- ``fit``'s data: a function ``step -> batch`` or an iterable of batches, each
             ``{"tokens": int [B, T], "mask": float [B, T]}`` (mask 1 = supervised completion token).
     lr   -- default ``METHODS[name].lr``; ``group_lr`` maps adapter names to their own lr.
     warmup -- steps of linear warmup; default 3% of ``steps`` (the paper code's 0.03).
-    orth_every -- joint methods: "step" (default), "init" or N steps.
+    orth_every -- joint methods: "step", "init" or N steps (default: the method's ``orth``).
     adapters -- start from these instead of a fresh init (e.g. to continue training).
+    intervene_last -- the official ``--intervene-last``: activation adapters edit only the last
+            position of each forward pass (``positions="last"``), trained with the official
+            stepwise loss (``core.stepwise_loss``: one forward pass per supervised token).
+            To evaluate such adapters, every row's current last token must sit at the last
+            position (batch size 1, or prompts of equal length): ``"last"`` is the last
+            position of the input, not of each row.
     overrides -- adapter fields, e.g. ``r=4``, ``activation="relu"``, ``lora={"r": 16}``.
     Returns ``(adapters, FitResult)``; the base ``params`` are never modified.
     """
+    if name not in METHODS:
+        raise KeyError(f"unknown method {name!r}; valid: {sorted(METHODS)}")
     if adapters is not None and overrides:
         raise TypeError(f"pass either adapters= or field overrides {sorted(overrides)}, not both")
-    adapters = as_adapters(adapters) if adapters is not None else build_method(name, cfg, params, seed, **overrides)
+    if intervene_last:
+        if adapters is not None:
+            raise TypeError("intervene_last builds its own adapters (positions='last'); pass no adapters=")
+        specs = method_specs(name, **overrides)
+        overrides = {k: {"positions": "last"} for k, s in specs.items() if "positions" in get_kind(s["kind"]).fields}
+    if adapters is None and (METHODS[name].train is None or overrides):
+        adapters = build_method(name, cfg, params, seed, **overrides)
+    adapters = None if adapters is None else as_adapters(adapters)
     orth = METHODS[name].orth
     project = None
     if orth is not None and orth["mode"] != "none":
-        project = orth_projector(orth["mode"], orth_every or orth["every"])
-    result = fit(objective(params, adapters, cfg), trainable_of(adapters), data, steps=steps,
-                 lr=METHODS[name].lr if lr is None else lr, weight_decay=weight_decay, schedule=schedule,
-                 warmup=math.ceil(0.03 * steps) if warmup is None else warmup, clip=clip, group_lr=group_lr,
-                 project=project, progress=progress, callback=callback)
+        every = orth_every or orth.get("every")
+        project = orth_projector(orth["mode"], every, steps=steps)
+    options = dict(weight_decay=weight_decay, schedule=schedule, clip=clip, group_lr=group_lr, project=project,
+                   warmup=math.ceil(0.03 * steps) if warmup is None else warmup, progress=progress, callback=callback)
+    lr = METHODS[name].lr if lr is None else lr
+    if METHODS[name].train is not None:
+        return METHODS[name].train(params, cfg, data, steps=steps, lr=lr, seed=seed, adapters=adapters, **options)
+    result = fit(objective(params, adapters, cfg, seed, stepwise=intervene_last), trainable_of(adapters), data,
+                 steps=steps, lr=lr, **options)
     return with_trainable(adapters, result.params), result

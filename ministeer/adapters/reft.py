@@ -1,7 +1,10 @@
 """ReFT interventions as pyreft defines them (Wu et al. 2024), as activation adapters.
 
-LoReFT (NOTES.md §4.4):   h <- h + R^T (W h + b - R h),   R: [r, d] with orthonormal rows,
-DiReFT:                   h <- h + R^T (W h + b),         R: [r, d] unconstrained,
+Under pyreft's names (https://github.com/stanfordnlp/pyreft, ``pyreft/interventions.py``):
+
+    LoReFT   (LoreftIntervention):    h <- h + R^T (W h + b - R h),   R: [r, d] with orthonormal rows,
+    DiReFT   (DireftIntervention):    h <- h + R^T (W h + b),         R: [r, d] with orthonormal rows,
+    NoDiReFT (NodireftIntervention):  h <- h + R^T (W h + b),         R: [r, d] unconstrained,
 
 with W: [r, d], b: [r], applied at chosen positions of chosen layers (pyreft's
 ``"f1+l1"`` = first and last prompt token; default site ``post_block`` = pyreft's
@@ -16,13 +19,15 @@ steps in tests/test_adapters_reft.py.
 
 Initialization departs from pyreft on purpose: every ministeer adapter starts as an exact
 no-op. LoReFT: W = R (and we compute ``(W - R) h``, which is then exactly 0) and b = 0.
-DiReFT: R = 0, W kaiming-uniform, b = 0 (like LoRA's B = 0). pyreft's default Linear init of
-W, b is not a no-op.
+DiReFT: R orthonormal (random), W = 0, b = 0. NoDiReFT: R = 0, W kaiming-uniform, b = 0 (like
+LoRA's B = 0). pyreft's default Linear init of W, b is not a no-op.
 """
 import numpy as np  # host side only: initialization
 
 from ..backend import from_numpy, to_numpy, xp
-from .core import Kind, check_positions, init_adapter, make_spec, register, select_sites
+from ..sites import select_sites
+from .core import Kind, init_adapter, make_spec, register
+from .positions import check_positions
 from .steer import kaiming_uniform, width
 
 
@@ -44,14 +49,14 @@ def _resolve(cfg, spec):
         raise ValueError(f"ReFT rank r must be a positive int, got {spec['r']!r}")
     sites = select_sites(cfg, spec["sites"], spec["layers"], flat_only=True)
     too_wide = [s for s in sites if spec["r"] > width(cfg, s)]
-    if too_wide and spec["kind"] == "loreft":
-        raise ValueError(f"LoReFT needs r <= width for orthonormal rows; r={spec['r']} at {too_wide[0]}")
+    if too_wide and spec["kind"] in ORTHONORMAL:
+        raise ValueError(f"{spec['kind']} needs r <= width for orthonormal rows; r={spec['r']} at {too_wide[0]}")
     return {**spec, "sites": sites, "positions": check_positions(spec["positions"])}
 
 
 def _shapes(cfg, spec):
     r = spec["r"]
-    first = "R_raw" if spec["kind"] == "loreft" else "R"
+    first = "R_raw" if spec["kind"] in ORTHONORMAL else "R"
     return {s: {first: (r, width(cfg, s)), "W": (r, width(cfg, s)), "b": (r,)} for s in spec["sites"]}
 
 
@@ -65,6 +70,11 @@ def _loreft_init(cfg, spec, rng):
 
 
 def _direft_init(cfg, spec, rng):
+    return {s: {"R_raw": rng.normal(size=shape["R_raw"]), "W": np.zeros(shape["W"]), "b": np.zeros(shape["b"])}
+            for s, shape in _shapes(cfg, spec).items()}
+
+
+def _nodireft_init(cfg, spec, rng):
     return {s: {"R": np.zeros(shape["R"]), "W": kaiming_uniform(rng, shape["W"]), "b": np.zeros(shape["b"])}
             for s, shape in _shapes(cfg, spec).items()}
 
@@ -76,8 +86,18 @@ def loreft_delta(spec, p, h):
 
 
 def direft_delta(spec, p, h):
-    """R^T (W h + b) for h [B, T, d]."""
+    """R^T (W h + b) for h [B, T, d], R = orthonormal_rows(R_raw)."""
+    return (h @ p["W"].T + p["b"]) @ orthonormal_rows(p["R_raw"])
+
+
+def nodireft_delta(spec, p, h):
+    """R^T (W h + b) for h [B, T, d], R unconstrained."""
     return (h @ p["W"].T + p["b"]) @ p["R"]
+
+
+def _direft_affine(spec, p):
+    R = orthonormal_rows(p["R_raw"])
+    return R.T, p["W"], p["b"] @ R
 
 
 def _loreft_affine(spec, p):
@@ -85,9 +105,11 @@ def _loreft_affine(spec, p):
     return R.T, p["W"] - R, p["b"] @ R
 
 
+ORTHONORMAL = ("loreft", "direft")  # kinds that store R_raw and use R = orthonormal_rows(R_raw)
 FIELDS = dict(sites="post_block", layers=None, r=8, positions="f1+l1")
 register(Kind("loreft", FIELDS, _resolve, _shapes, _loreft_init, delta=loreft_delta, affine=_loreft_affine))
-register(Kind("direft", FIELDS, _resolve, _shapes, _direft_init, delta=direft_delta,
+register(Kind("direft", FIELDS, _resolve, _shapes, _direft_init, delta=direft_delta, affine=_direft_affine))
+register(Kind("nodireft", FIELDS, _resolve, _shapes, _nodireft_init, delta=nodireft_delta,
               affine=lambda spec, p: (p["R"].T, p["W"], p["b"] @ p["R"])))
 
 
@@ -98,10 +120,15 @@ def loreft(cfg, sites="post_block", r=8, positions="f1+l1", layers=None, seed=0)
 
 
 def direft(cfg, sites="post_block", r=8, positions="f1+l1", layers=None, seed=0):
-    """DiReFT ``h + R^T(W h + b)`` (R unconstrained, as pyreft's DireftIntervention)."""
+    """DiReFT ``h + R^T(W h + b)`` with R orthonormal, as pyreft's DireftIntervention."""
     return init_adapter(cfg, make_spec(cfg, "direft", sites=sites, r=r, positions=positions, layers=layers), seed)
 
 
+def nodireft(cfg, sites="post_block", r=8, positions="f1+l1", layers=None, seed=0):
+    """NoDiReFT ``h + R^T(W h + b)`` with R unconstrained, as pyreft's NodireftIntervention."""
+    return init_adapter(cfg, make_spec(cfg, "nodireft", sites=sites, r=r, positions=positions, layers=layers), seed)
+
+
 def rotation(adapter, site):
-    """The orthonormal R [r, d] a LoReFT adapter uses at ``site``."""
+    """The orthonormal R [r, d] a LoReFT or DiReFT adapter uses at ``site``."""
     return orthonormal_rows(adapter.params[site]["R_raw"])

@@ -1,10 +1,11 @@
 """Steering adapters: a learned vector, and the paper's low-rank (optionally nonlinear) adapter.
 
-Steering vector (NOTES.md §6 "fixed-vector variant", LoFIT-sized): at each chosen site
+Steering vector (the paper's fixed-vector variant, LoFIT-sized): at each chosen site
 
     h_t <- h_t + v            for the chosen positions t (default: every token).
 
-Low-rank steering, the paper's method (NOTES.md §6, official ``LowRankAdapter``):
+Low-rank steering, the paper's method (``LowRankAdapter`` in the official code,
+https://github.com/SprocketLab/steerling):
 
     h_t <- h_t + alpha * U phi(D h_t),   D: [r, w],  U: [w, r],
 
@@ -12,13 +13,15 @@ on ``blocks.{l}.hook_resid_post`` of every layer by default (post-block), every 
 no biases, alpha = 1, phi = SiLU. ``D`` ~ kaiming-uniform(a=sqrt 5) x 1e-3 and ``U`` = 0,
 so the adapter starts as an exact no-op. The same adapter placed at ``hook_attn_out``,
 ``pre_mlp`` (``ln2.hook_normalized``) or ``post_mlp`` (``hook_mlp_out``) gives the paper's
-site comparison at equal parameter count (NOTES.md §3). Tests: tests/test_adapters_core.py.
+site comparison at equal parameter count (docs/04-where-to-steer.md). Tests: tests/test_adapters_core.py.
 """
 import numpy as np  # host side only: initialization
 
 from .. import ops
 from ..backend import xp
-from .core import Kind, check_positions, init_adapter, make_spec, register, select_sites, site_shape
+from ..sites import select_sites, site_shape
+from .core import Kind, init_adapter, make_spec, register
+from .positions import check_positions
 
 ACTIVATIONS = {
     "linear": lambda x: x,
@@ -100,7 +103,7 @@ def _lowrank_init(cfg, spec, rng):
 
 
 def lowrank_delta(spec, p, h):
-    """alpha * U phi(D h) for h [B, T, w]  (NOTES.md §6)."""
+    """alpha * U phi(D h) for h [B, T, w]  (docs/05-parameterizations.md)."""
     z = ACTIVATIONS[spec["activation"]](h @ p["D"].T)  # [B, T, r]
     return spec["alpha"] * (z @ p["U"].T)  # [B, T, w]
 

@@ -5,7 +5,7 @@ import numpy as np  # host side: building the problem and measuring it
 
 from ..backend import from_numpy
 from ..model import Config, init_params, run_with_cache
-from ..sites import resolve
+from ..sites import resolve, split_name
 from ..tree import get_path, set_path, tree_map
 from .common import call, fail, host, passed, rng_for
 
@@ -96,9 +96,7 @@ def check_find_unreachable_site(find_unreachable_site, seeds=(0, 1, 2, 3)):
             fail("4.1", str(err))
         if len(concrete) != 1:
             fail("4.1", f"{site!r} names {len(concrete)} sites; give one, e.g. 'blocks.0.pre_mlp'.")
-        parts = concrete[0].split(".")
-        layer = int(parts[1]) if parts[0] == "blocks" else None
-        suffix = ".".join(parts[2:]) if layer is not None else concrete[0]
+        layer, suffix = split_name(concrete[0])
         if not (layer == special and suffix in MLP_INSIDE):
             fail("4.1", f"{concrete[0]} can replicate this update (seed {seed}). Hint: "
                         f"{_hint_for(layer, suffix, special)}")

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np  # host side: fingerprints and card numbers
 
 from ..backend import to_numpy
-from ..io import flatten_tree, load_model, save_model
+from ..io import load_model, save_model
+from ..tree import flatten
 from ..model import Config, forward, init_params, loss_fn
 from ..tasks import TASK_NAMES, TOKENIZER, accuracy, batch_sampler, examples, get_task
 from ..train import fit
@@ -78,7 +79,7 @@ def pretrain(cfg=BASE_CONFIG, progress=True, callback=None, init=None, **overrid
 def fingerprint(params):
     """SHA-256 over the weights' bytes, in sorted dotted-name order."""
     digest = hashlib.sha256()
-    for name, leaf in sorted(flatten_tree(params).items()):
+    for name, leaf in sorted(flatten(params).items()):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(to_numpy(leaf)).tobytes())
     return digest.hexdigest()

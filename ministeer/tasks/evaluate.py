@@ -10,6 +10,7 @@ is exactly "argmax at the answer position, then ``<eos>``".
 import numpy as np  # host side: decoding bookkeeping
 
 from ..backend import to_numpy
+from .extract import official_correct, official_max_new
 from .tokenizer import TOKENIZER
 
 
@@ -53,15 +54,24 @@ def _complete_chunk(logits_fn, prompts, max_new, tokenizer, n_ctx):
     return [tokenizer.decode(buf[b, len(heads[b]):lengths[b]]) for b in range(B)]
 
 
-def accuracy(logits_fn, examples, tokenizer=TOKENIZER, n_ctx=None, return_predictions=False):
+def accuracy(logits_fn, examples, tokenizer=TOKENIZER, n_ctx=None, return_predictions=False, match="exact"):
     """Fraction of ``examples`` whose greedy completion equals the reference exactly.
 
     ``max_new`` is the longest reference plus one (for ``<eos>``), so a correct answer
     must also stop: an answer that runs on past its reference never matches.
+    ``match="official"``: the official code's scoring instead -- the task's own
+    ``max_new_tokens`` and regex answer extraction (``extract.py``).
     """
     if not examples:
         raise ValueError("accuracy needs at least one example")
-    max_new = max(len(e.completion) for e in examples) + 1
+    if match not in ("exact", "official"):
+        raise ValueError(f"match={match!r}; expected 'exact' or 'official'")
+    if match == "official":
+        max_new = official_max_new(examples, n_ctx, tokenizer)
+        correct = lambda p, e: official_correct(e.task, p, e.completion)
+    else:
+        max_new = max(len(e.completion) for e in examples) + 1
+        correct = lambda p, e: p == e.completion
     preds = greedy_complete(logits_fn, [e.prompt for e in examples], max_new, tokenizer, n_ctx)
-    acc = float(np.mean([p == e.completion for p, e in zip(preds, examples)]))
+    acc = float(np.mean([correct(p, e) for p, e in zip(preds, examples)]))
     return (acc, preds) if return_predictions else acc

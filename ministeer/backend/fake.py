@@ -273,7 +273,6 @@ def __getattr__(name):  # module-level: fakecupy.sum, fakecupy.float32, fakecupy
 
 def register():
     """Add the "fakecupy" backend to ``ministeer.backend.BACKENDS`` (idempotent)."""
-    from . import backend
-    from .xpwrap import make_backend
-    backend.BACKENDS.setdefault("fakecupy", lambda: make_backend(
+    from . import BACKENDS, make_backend
+    BACKENDS.setdefault("fakecupy", lambda: make_backend(
         "fakecupy", sys.modules[__name__], FakeArray, to_numpy=asnumpy, from_numpy=asarray))

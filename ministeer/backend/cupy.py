@@ -2,11 +2,11 @@
 
 autograd traces NumPy arrays only, and several of ``autograd.numpy``'s own VJPs build
 host arrays (``onp.zeros`` in reductions, ``np.asarray`` in ``dot``...), so boxing a
-CuPy array is not enough (``shared/PERF-PROTOTYPE.md`` §4, "Option A"). Instead,
+CuPy array is not enough. Instead,
 ``make_namespace(raw)`` builds our own small namespace: each op is a *new* autograd
 primitive over ``raw.<op>``, and its VJP and JVP are written with the namespace itself,
 so every intermediate stays on ``raw``'s device (and second derivatives of these ops work).
-``make_backend`` registers a Box (operators -> this namespace) and a VSpace (zeros and
+``register_array_type`` registers a Box (operators -> this namespace) and a VSpace (zeros and
 ones made by ``raw``) for the array type. ``ministeer/ops.py``'s fused primitives are
 computed with ``raw`` already, so they need nothing more. On NumPy, ministeer keeps
 using ``autograd.numpy`` itself.
@@ -47,7 +47,7 @@ SUPPORTED = ELEMENTWISE + STRUCTURAL + CONSTANTS
 class Namespace(SimpleNamespace):
     def __getattr__(self, name):
         raise AttributeError(f"xp.{name} is not in ministeer's differentiable namespace; supported: "
-                             f"{', '.join(SUPPORTED)}. Add it to ministeer/xpwrap.py with its VJP and "
+                             f"{', '.join(SUPPORTED)}. Add it to ministeer/backend/cupy.py with its VJP and "
                              "JVP, or build constants with raw")
 
 
@@ -326,10 +326,3 @@ def register_array_type(ns, raw, array_type):
     XpVSpace.register(array_type)
     return XpBox, XpVSpace
 
-
-def make_backend(name, raw_module, array_type, to_numpy, from_numpy):
-    """A ``ministeer.backend.Backend`` computing on ``raw_module`` (CuPy, or the stand-in)."""
-    from .backend import Backend
-    ns = make_namespace(raw_module)
-    register_array_type(ns, raw_module, array_type)
-    return Backend(name, ns, raw_module, array_type, to_numpy, from_numpy)

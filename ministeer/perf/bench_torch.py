@@ -7,23 +7,12 @@ import torch
 import torch.nn.functional as F
 
 
+from ..tree import tree_leaves as leaves, tree_map
+
+
 def from_params(params, cfg, to_numpy):
     """Our nested params -> the same nested structure of torch leaf tensors with requires_grad."""
-    def convert(tree):
-        if isinstance(tree, dict):
-            return {k: convert(v) for k, v in tree.items()}
-        if isinstance(tree, list):
-            return [convert(v) for v in tree]
-        return torch.from_numpy(to_numpy(tree).copy()).requires_grad_(True)
-    return convert(params)
-
-
-def leaves(tree):
-    if isinstance(tree, dict):
-        return [leaf for v in tree.values() for leaf in leaves(v)]
-    if isinstance(tree, list):
-        return [leaf for v in tree for leaf in leaves(v)]
-    return [tree]
+    return tree_map(lambda a: torch.from_numpy(to_numpy(a).copy()).requires_grad_(True), params)
 
 
 def _linear(x, p):

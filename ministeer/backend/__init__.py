@@ -4,7 +4,7 @@ Every other module does its math through two names exported here:
 
 * ``xp``  -- the *differentiable* namespace. On NumPy it is ``autograd.numpy``,
   so ``autograd.grad`` traces it. On CuPy it is a small namespace of primitives
-  whose VJPs are written against CuPy itself (see ``ministeer/xpwrap.py``).
+  whose VJPs are written against CuPy itself (``backend/cupy.py``).
 * ``raw`` -- the plain array module (``numpy`` or ``cupy``). Use it for
   constants (masks, one-hots) and inside hand-written VJPs, never on traced values.
 
@@ -46,12 +46,19 @@ def _cupy_backend():
         raise RuntimeError(
             f"the 'cupy' backend needs CuPy and a CUDA device ({type(err).__name__}: {err}). "
             'Install it with: pip install -e ".[gpu]"') from err
-    from .xpwrap import make_backend
     return make_backend("cupy", cupy, cupy.ndarray, to_numpy=cupy.asnumpy, from_numpy=cupy.asarray)
 
 
+def make_backend(name, raw_module, array_type, to_numpy, from_numpy):
+    """A ``Backend`` computing on ``raw_module`` (CuPy, or the stand-in ``backend/fake.py``)."""
+    from .cupy import make_namespace, register_array_type  # only when a GPU-style backend is asked for
+    ns = make_namespace(raw_module)
+    register_array_type(ns, raw_module, array_type)
+    return Backend(name, ns, raw_module, array_type, to_numpy, from_numpy)
+
+
 # Factories for the backends we know by name. A test can register a stand-in
-# (see ``ministeer/fakecupy.py``) without touching any other module.
+# (``backend/fake.py``) without touching any other module.
 BACKENDS = {"numpy": _numpy_backend, "cupy": _cupy_backend}
 _cache = {}
 _active = None
@@ -120,8 +127,3 @@ def as_backend_array(x):
     """``x`` if it already lives on the active backend, else an explicit ``from_numpy`` copy."""
     return x if isinstance(x, get_backend().array_type) else from_numpy(x)
 
-
-def is_array(x) -> bool:
-    """True for an array of the active backend (boxed or not)."""
-    from autograd.tracer import getval
-    return isinstance(getval(x), get_backend().array_type)

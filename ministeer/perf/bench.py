@@ -25,9 +25,10 @@ import time
 
 import numpy as np  # host side: token batches and timing arithmetic
 
-from . import ops
-from .backend import from_numpy, get_backend, set_backend, to_numpy
-from .model import Config, forward, init_params, loss_fn
+from .. import ops
+from ..backend import from_numpy, get_backend, set_backend, to_numpy
+from ..model import Config, forward, init_params, loss_fn
+from .allocator import tune_allocator
 
 CONFIGS = {  # name -> (d_model, n_layers, n_heads, T, B); vocabulary 256 (bytes)
     "c1": (64, 2, 4, 32, 16),
@@ -107,7 +108,7 @@ def check_torch_matches(preset):
     import torch
     from autograd import grad
     from . import bench_torch as bt
-    from .tree import named_leaves
+    from ..tree import named_leaves
     cfg = make_config("c1", preset, "float64").replace(n_ctx=16)
     batch = np.random.default_rng(0).integers(0, 256, (3, 16))
     params = init_params(cfg, 0, std=0.3)
@@ -177,9 +178,10 @@ def main(argv=None):
     parser.add_argument("--keep-env", action="store_true", help=f"keep {'/'.join(SLOW_BLAS_ENV)} if set")
     args = parser.parse_args(argv)
     _reexec_if_needed(args, argv)
+    tuned = tune_allocator()
     if args.backend == "fakecupy":
-        from . import fakecupy
-        fakecupy.register()
+        from ..backend import fake
+        fake.register()
     set_backend(args.backend)
     if args.threads:
         _limit_threads(args.threads)
@@ -190,8 +192,7 @@ def main(argv=None):
     print(f"ministeer bench -- {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}")
     print(f"backend: {args.backend}; BLAS: {blas_info()}")
-    print("allocator: " + ("glibc tuned by the ministeer command (MINISTEER_MALLOC=0 turns it off)"
-                           if os.environ.get("MINISTEER_MALLOC", "1") != "0" else "default"))
+    print("allocator: " + ("glibc tuned for this run (MINISTEER_MALLOC=0 turns it off)" if tuned else "default"))
     if os.environ.get("MINISTEER_BENCH_REEXEC"):
         print(f"re-executed with changed environment: {os.environ['MINISTEER_BENCH_REEXEC']}")
     if composed:
