@@ -209,6 +209,11 @@ def test_table_intervals_ratios_and_edge_flags():
     full_line = next(line for line in table.splitlines() if line.startswith("| Full FT"))
     assert full_line.count("†") == len(s.tasks) and "SMOKE" not in table
     assert "SMOKE RUN" in report.markdown_table(rows, replace(s, quick=True), BASE_CONFIG)
+    partial = [r for r in records if not (r["method"] == "lora_r1" and r["task"] == "gsm")]  # an interrupted run
+    rows = report.summarize(partial, {t: 0.0 for t in s.tasks}, s, BASE_CONFIG)
+    table = report.markdown_table(rows, s, BASE_CONFIG)
+    assert "not run" in next(line for line in table.splitlines() if line.startswith("| LoRA r=1"))
+    assert "Incomplete: 1 method × task cells were not run" in table and rows["lora_r1"]["avg"] is None
 
 
 @pytest.mark.slow
@@ -231,7 +236,8 @@ def test_compare_quick_end_to_end(tmp_path, monkeypatch):
     assert all(len(r.strip("|").split("|")) == len(header) for r in rows)
     assert set(summary) == set(compare.HEADLINE) | {"base"}
     assert summary["full"]["percent"] == pytest.approx(100.0)
-    assert 0 < summary["postblock_vector"]["percent"] < summary["postblock_silu"]["percent"] < summary["lora"]["percent"]
+    percent = {m: summary[m]["percent"] for m in ("postblock_vector", "postblock_silu", "lora")}
+    assert 0 < percent["postblock_vector"] < percent["postblock_silu"] < percent["lora"]
     pytest.importorskip("matplotlib")
     for name in ("accuracy_vs_params", "joint_vs_single"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000

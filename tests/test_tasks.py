@@ -215,7 +215,8 @@ def independent_answer(task, prompt):
         for statement in statements[1:]:
             exec(statement, {}, env)
             totals.append(str(env["x"]))
-        return {"csv": ",".join(totals), "eq": "=" + "=".join(totals), "so": " ".join(totals) + f" so {totals[-1]}"}[cue]
+        styles = {"csv": ",".join(totals), "eq": "=" + "=".join(totals), "so": " ".join(totals) + f" so {totals[-1]}"}
+        return styles[cue]
     raise AssertionError(task)
 
 

@@ -137,7 +137,8 @@ def markdown(results, rank=8):
         lines.append(f"| {r['task']} | {share} | {ranks} | {kl['base (no steer)']:.3f} | "
                      f"{kl[f'rank-{rank} linear fit of oracle']:.3f} | {kl['trained postblock_silu']:.3f} | "
                      f"{kl['oracle (blocks)']:.3f} |")
-    lines += ["", "| task | " + " | ".join(results[0]["accuracy"]) + " |", "|---|" + "---|" * len(results[0]["accuracy"])]
+    columns = results[0]["accuracy"]
+    lines += ["", "| task | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for r in results:
         lines.append(f"| {r['task']} | " + " | ".join(f"{100 * a:.1f}" for a in r["accuracy"].values()) + " |")
     return "\n".join(lines)

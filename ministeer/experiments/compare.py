@@ -311,6 +311,8 @@ def main(argv=()):
     tier.add_argument("--quick", action="store_true", help="a smoke run (< 1 min): 1 seed, few steps, own folder")
     tier.add_argument("--all", action="store_true", help="every registered method, 3 seeds (~45 min)")
     parser.add_argument("--resume", action="store_true", help="reuse the finished runs in OUT/runs.jsonl")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: tabulate the finished runs in OUT/runs.jsonl (missing ones: 'not run')")
     parser.add_argument("--sweep", action="store_true", help="re-choose each method's lr on validation first")
     parser.add_argument("--write-lrs", action="store_true", help="with --sweep: also update the shipped lrs.json")
     parser.add_argument("--sweep-only", action="store_true", help="with --sweep: stop after the sweep")
@@ -344,7 +346,11 @@ def main(argv=()):
             print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")
             if args.sweep_only:
                 return
-        records, base = compare(settings, args.jobs, lrs, args.base, out / "runs.jsonl", args.resume)
+        if args.report_only:
+            records = list(read_log(out / "runs.jsonl", settings).values())
+            base = {t: base_accuracy(t, settings, args.base) for t in settings.tasks}
+        else:
+            records, base = compare(settings, args.jobs, lrs, args.base, out / "runs.jsonl", args.resume)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the finished runs are in {out}/ (*.jsonl); rerun with --resume to continue",
               file=sys.stderr)

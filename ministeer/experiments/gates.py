@@ -88,7 +88,8 @@ def summary(gates):
     for task, g in gates.items():
         ok = " ".join(f"{k}:{'ok' if v else 'FAIL'}" for k, v in g["pass"].items())
         lines.append(f"{task:<11} {100 * g['seen_mean']:5.1f} ({100 * g['seen_min']:5.1f})   "
-                     f"{100 * g['held_out']:6.1f}    {100 * g['probe_held_out']:5.1f} / {100 * g['probe_seen_mean']:5.1f}"
+                     f"{100 * g['held_out']:6.1f}    "
+                     f"{100 * g['probe_held_out']:5.1f} / {100 * g['probe_seen_mean']:5.1f}"
                      f"          {ok}")
     return "\n".join(lines)
 

@@ -139,7 +139,8 @@ def checkpointer(path, every, cfg):
 def summary_line(losses):
     """The final loss, averaged over the last min(50, steps) steps, and saying so."""
     k = min(50, len(losses))
-    return f"final loss (mean of last {k} step{'s' if k != 1 else ''}) {np.mean(losses[-k:]):.4f}", float(np.mean(losses[-k:]))
+    mean = float(np.mean(losses[-k:]))
+    return f"final loss (mean of last {k} step{'s' if k != 1 else ''}) {mean:.4f}", mean
 
 
 def main(argv=()):
@@ -149,7 +150,8 @@ def main(argv=()):
     parser.add_argument("--out", default=str(RUN_PATH), help=f"checkpoint path (.npz or .safetensors; default "
                         f"{RUN_PATH}); the card goes next to it as .json")
     parser.add_argument("--ship", action="store_true", help=f"write to the shipped {BASE_PATH} instead of --out")
-    parser.add_argument("--save-every", type=int, default=500, help="save a partial checkpoint every N steps (0: never)")
+    parser.add_argument("--save-every", type=int, default=500,
+                        help="save a partial checkpoint every N steps (0: never)")
     parser.add_argument("--no-gates", action="store_true", help="skip the gate evaluation (gates.py) after training")
     parser.add_argument("--init-from", help="continue from this checkpoint (a second stage; its card is kept in "
                         "the new card as 'previous_stage')")
@@ -175,9 +177,11 @@ def main(argv=()):
                               **hparams)
     text, final = summary_line(result.losses)
     print(f"done in {result.seconds:.0f} s; {text}", flush=True)
-    card = dict(config=asdict(BASE_CONFIG), hparams=hparams, pretrain_formats="1..8 (format 0, the benchmark pair, held out)",
+    card = dict(config=asdict(BASE_CONFIG), hparams=hparams,
+                pretrain_formats="1..8 (format 0, the benchmark pair, held out)",
                 seconds=round(result.seconds, 1), final_loss=final,
-                loss_curve=[round(float(np.mean(result.losses[i:i + 100])), 4) for i in range(0, len(result.losses), 100)],
+                loss_curve=[round(float(np.mean(result.losses[i:i + 100])), 4)
+                            for i in range(0, len(result.losses), 100)],
                 command=" ".join(["ministeer pretrain", *argv]), code_version=code_version(),
                 sha256=fingerprint(params), probe_prompt=FINGERPRINT_PROMPT,
                 probe_logits=[round(float(x), 4) for x in probe_logits(params, BASE_CONFIG)],

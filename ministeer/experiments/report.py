@@ -84,6 +84,8 @@ def _mean(values):
 
 
 def _cell(t):
+    if t["n"] == 0:
+        return "not run"
     if t["mean"] is None:
         return "diverged"
     flag = f" ({t['diverged']} div.)" if t["diverged"] else ""
@@ -108,6 +110,10 @@ def markdown_table(rows, settings, cfg):
         of_ft = "–" if row["of_ft"] is None or method in ("full", "base") else f"{row['of_ft']:.0f}%"
         lines.append("| " + " | ".join([row["label"], pct, ratio, *cells, avg, gap, of_ft]) + " |")
     lines.append("")
+    missing = sum(t["n"] == 0 for m, r in rows.items() if m != "base" for t in r["tasks"].values())
+    if missing:
+        lines += [f"**Incomplete: {missing} method × task cells were not run** (an interrupted run; "
+                  "`ministeer compare --resume` completes it).", ""]
     edges = sum(t["lr_at_edge"] for m, r in rows.items() if m != "base" for t in r["tasks"].values())
     lines.append(f"Test accuracy (%), exact match of the greedy completion on the held-out benchmark pair: "
                  f"mean over seeds {list(settings.seeds)} ± 95% interval (seed spread and test sampling, "
@@ -128,7 +134,8 @@ def questions(rows, settings):
         x, y = acc(a, task), acc(b, task)
         return "–" if x is None or y is None else f"{x - y:+.1f}"
 
-    pairs = [("Post-block r=8 − LoReFT r=8", REFERENCE, "loreft"), ("Post-block r=8 − LoRA r=1", REFERENCE, "lora_r1"),
+    pairs = [("Post-block r=8 − LoReFT r=8", REFERENCE, "loreft"),
+             ("Post-block r=8 − LoRA r=1", REFERENCE, "lora_r1"),
              ("Post-block r=8 − pre-MLP r=8", REFERENCE, "premlp_r8"),
              ("Post-block r=8 − post-MLP r=8", REFERENCE, "postmlp_r8"),
              ("Post-block r=8 − attn-out r=8", REFERENCE, "attnout_r8"),
