@@ -1,16 +1,19 @@
 """The ``ministeer`` command line. Each subcommand lives in its own module as ``main(argv)``.
 
 Subcommands are imported only when called, so ``ministeer sites`` never pays for
-matplotlib or the experiments.
+matplotlib or the experiments. A ``UsageError`` from any of them (``ministeer.usage``) is
+printed as one line on stderr with exit status 2.
 """
 import importlib
 import sys
+
+from .usage import UsageError
 
 COMMANDS = {  # name -> ("module:function", one-line help)
     "sites": ("ministeer.cli:sites", "print the table of intervention sites"),
     "bench": ("ministeer.perf.bench:main", "ms per training step and forward, vs PyTorch eager if installed"),
     "verify": ("ministeer.verify:main", "check every claim of the paper on random models (and --model DIR)"),
-    "exercises": ("ministeer.exercises:main", "grade exercise answers (a file or folder; --list shows them)"),
+    "exercises": ("ministeer.exercises:main", "grade your exercise answers (default my_answers/; --list; notebook DIR)"),
     "pretrain": ("ministeer.experiments.pretrain:main", "regenerate the shipped base model and its card"),
     "compare": ("ministeer.experiments.compare:main", "every method x task x seed: the paper's Table 1 at toy scale"),
     "analyze": ("ministeer.experiments.analyze:main", "oracle analyses of a fine-tuned model (MLP share, spectra, KL)"),
@@ -25,10 +28,10 @@ def usage():
 
 def sites(argv=()):
     """``ministeer sites [--preset llama|gpt2]``: print the site table."""
-    import argparse
     from .model import PRESETS
+    from .usage import Parser
     from .sites import site_table
-    parser = argparse.ArgumentParser(prog="ministeer sites", description="List every intervention site.")
+    parser = Parser(prog="ministeer sites", description="List every intervention site.")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="llama")
     args = parser.parse_args(argv)
     print(site_table(PRESETS[args.preset]()))
@@ -43,7 +46,11 @@ def main(argv=None):
         print(f"ministeer: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, func = COMMANDS[argv[0]][0].split(":")
-    return getattr(importlib.import_module(module), func)(argv[1:]) or 0
+    try:
+        return getattr(importlib.import_module(module), func)(argv[1:]) or 0
+    except UsageError as err:  # a user error: one line, no traceback (ministeer.usage)
+        print(f"ministeer {argv[0]}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

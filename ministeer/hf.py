@@ -17,8 +17,9 @@ missing, unexpected or mis-shaped tensor is reported by its HF name. Pickle file
 (``pytorch_model.bin``) are refused. Checked in ``tests/test_io.py``, against
 ``transformers`` itself when it is installed.
 """
+import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np  # host side: checkpoints live on the host
 
@@ -47,6 +48,19 @@ def _rope_theta(hf, source):
     if rope.get("rope_type", rope.get("type", "default")) != "default":
         _refuse(source, f"rope scaling {rope!r} is not supported")
     return float(hf.get("rope_theta") or rope.get("rope_theta", 10000.0))
+
+
+def _refuse_unsupported(hf, source):
+    """Settings that change what the model computes and ministeer does not implement."""
+    if hf.get("quantization_config"):
+        _refuse(source, f"quantized weights (quantization_config={hf['quantization_config']!r}) cannot be "
+                "cast to float; load the unquantized model")
+    window, n_ctx = hf.get("sliding_window"), hf.get("max_position_embeddings", hf.get("n_positions"))
+    if window is not None and hf.get("use_sliding_window", True) and (n_ctx is None or window < n_ctx):
+        _refuse(source, f"sliding-window attention (sliding_window={window}) is not implemented (only full "
+                "causal attention, equal to it when sliding_window >= max_position_embeddings)")
+    if hf.get("add_cross_attention") or hf.get("is_encoder_decoder"):
+        _refuse(source, "cross-attention (add_cross_attention / is_encoder_decoder) is not part of a decoder-only model")
 
 
 def _llama_config(hf, dtype, tied, source):
@@ -195,18 +209,38 @@ def _drop_buffers(tensors, arch, tied):
 # ---------------------------------------------------------------- folders
 
 
+def _shard_path(folder, shard, index):
+    """``folder / shard`` for a plain file name of the index; anything that could leave the folder is refused."""
+    parts = PurePosixPath(shard).parts if isinstance(shard, str) else ()
+    if not parts or shard.startswith(("/", "\\")) or "\\" in shard or ":" in shard or \
+            any(p in ("..", ".") for p in parts):
+        raise CheckpointError(f"{str(index)!r} names shard {shard!r}, which is not a file inside the folder; "
+                              "shards must be plain file names such as 'model-00001-of-00002.safetensors'")
+    return folder.joinpath(*parts)
+
+
 def _read_tensors(folder):
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.is_file():
         return _read_file(single)
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            weight_map = json.loads(index.read_text())["weight_map"]
+            shards = sorted(set(weight_map.values()))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
             raise CheckpointError(f"{str(index)!r} is not a valid shard index ({err})") from None
-        tensors = {}
+        tensors, where = {}, {}
         for shard in shards:
-            tensors.update(_read_file(folder / shard))
+            for name, a in _read_file(_shard_path(folder, shard, index)).items():
+                if name in weight_map and weight_map[name] != shard:
+                    continue  # a stale copy: the index says which shard holds the tensor
+                if name in tensors:
+                    raise CheckpointError(f"tensor {name!r} is in both {where[name]!r} and {shard!r} and the "
+                                          f"index {str(index)!r} does not say which is meant")
+                tensors[name], where[name] = a, shard
+        missing = sorted(n for n in weight_map if n not in tensors)
+        if missing:
+            raise CheckpointError(f"{str(index)!r} maps tensors {missing[:5]} to shards that do not hold them")
         return tensors
     hint = " (pickle checkpoints are refused: re-save with save_pretrained(..., safe_serialization=True))" \
         if any((folder / n).exists() for n in ("pytorch_model.bin", "pytorch_model.bin.index.json")) else ""
@@ -239,7 +273,11 @@ def load_pretrained(folder, dtype="float64"):
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{str(config_path)!r} is not valid JSON ({err})") from None
     source = repr(str(folder))
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"{str(config_path)!r} is not a JSON object")
     arch = _architecture(hf, source)
+    _refuse_unsupported(hf, source)
+    _verify_save(folder, hf, source)
     tensors = _read_tensors(folder)
     tied = hf.get("tie_word_embeddings")
     tied = ("lm_head.weight" not in tensors) if tied is None else bool(tied)
@@ -250,18 +288,62 @@ def load_pretrained(folder, dtype="float64"):
             raise
         raise CheckpointError(f"{source}: config.json describes an invalid model: {err}") from None
     tensors = _drop_buffers(tensors, arch, tied)
+    not_float = sorted(n for n, a in tensors.items() if a.dtype.kind != "f")  # after buffers: masks may be bool
+    if not_float:
+        raise CheckpointError(f"{source}: tensors {not_float[:5]} are {tensors[not_float[0]].dtype}, not floating "
+                              "point (quantized or foreign weights would be cast silently)")
     check_arrays(tensors, expected_hf_shapes(cfg), source)
     flat = _FROM_HF[arch](tensors, cfg)
     return unflatten({name: from_numpy(a, cfg.dtype) for name, a in flat.items()}), cfg
 
 
 def save_pretrained(folder, params, cfg):
-    """Write ``config.json`` and ``model.safetensors`` in HF's layout (each file atomically)."""
+    """Write ``config.json`` and ``model.safetensors`` in HF's layout, as one unit.
+
+    The weights are written first, then ``config.json``, which records the SHA-256 of the
+    weight file it belongs to (and of itself). A crash between the two renames leaves new
+    weights beside the old config: ``load_pretrained`` sees that the digests disagree and
+    raises instead of loading a mixture. Each file is atomic and fsynced (``io.atomic_write``).
+    """
     arch = _fitting_architecture(cfg)
     flat = {name: to_numpy(a) for name, a in flatten(params).items()}
     check_arrays(flat, param_shapes(cfg), "params")
     tensors = {name: np.ascontiguousarray(a) for name, a in _TO_HF[arch](flat, cfg).items()}
     folder = Path(folder)
-    atomic_write(folder / "model.safetensors", lambda tmp: write_safetensors(tmp, tensors, {"format": "pt"}))
-    config = json.dumps(config_to_hf(cfg), indent=2, sort_keys=True) + "\n"
-    atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(config))
+    weights = folder / "model.safetensors"
+    atomic_write(weights, lambda tmp: write_safetensors(tmp, tensors, {"format": "pt"}))
+    config = {**config_to_hf(cfg), WEIGHTS_DIGEST: _file_sha256(weights)}
+    config[CONFIG_DIGEST] = _config_sha256(config)
+    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(text))
+
+# ---------------------------------------------------------------- one save, verified as a unit
+# Keys ministeer adds to config.json; transformers keeps unknown keys as attributes and ignores them.
+
+WEIGHTS_DIGEST, CONFIG_DIGEST = "ministeer_weights_sha256", "ministeer_config_sha256"
+
+
+def _file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _config_sha256(hf):
+    rest = {k: v for k, v in hf.items() if k != CONFIG_DIGEST}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def _verify_save(folder, hf, source):
+    """For a folder written by ``save_pretrained``: config.json is intact and the weights are its own."""
+    if WEIGHTS_DIGEST not in hf and CONFIG_DIGEST not in hf:
+        return  # another tool's folder: nothing recorded to verify
+    if hf.get(CONFIG_DIGEST) != _config_sha256(hf):
+        raise CheckpointError(f"{source}: config.json was changed after save_pretrained wrote it (its SHA-256 "
+                              "does not match; corrupt file or hand edit)")
+    weights = folder / "model.safetensors"
+    if not weights.is_file() or _file_sha256(weights) != hf.get(WEIGHTS_DIGEST):
+        raise CheckpointError(f"{source}: model.safetensors is not the file config.json was saved with: an "
+                              "interrupted save_pretrained (new weights, old config) or a corrupt file; save again")

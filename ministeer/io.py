@@ -12,14 +12,18 @@ Three layers, each built on the one above it:
 * ``hf.load_pretrained`` / ``hf.save_pretrained`` build on these for a local Hugging Face
   folder (``config.json`` + ``model.safetensors``), ``LlamaForCausalLM`` and ``GPT2LMHeadModel``.
 
-Every write goes to a temporary file in the same folder and is then renamed over the
-target, so a crash never leaves a half-written file. Every load error is a
-``CheckpointError`` that names the file and, where it applies, the tensor.
-Checked in ``tests/test_io.py``.
+Every write goes to a temporary file in the same folder, is fsynced and then renamed over
+the target, so a crash never leaves a half-written file. ministeer's files carry a SHA-256
+of their data and metadata, checked on load. Every load error is a ``CheckpointError``
+that names the file and, where it applies, the tensor. What is promised, in one page:
+docs/guarantees.md. Checked in ``tests/test_io.py`` and ``tests/test_reliability.py``.
 """
+import glob
+import hashlib
 import json
+import math
 import os
-import tempfile
+import secrets
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -35,29 +39,83 @@ _META_KEY = "__metadata__"
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, or does not match what was asked for."""
 
+# ---------------------------------------------------------------- atomic, durable writes
+
 
 def atomic_write(path, write):
+    """Run ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A crash at any moment leaves either the old file or the new one, never a mixture. The
+    file is fsynced before the rename and the folder after it, so a finished save survives
+    a power cut. The temporary is created with the usual permissions (``0o666`` minus the
+    umask, like ``open``), and temporaries left by a killed save of the same target are
+    removed first (their names carry the writer's process id).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    remove_stale_temporaries(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666 & ~umask
     try:
-        write(tmp)
+        write(str(tmp))
+        _fsync(tmp)
         os.replace(tmp, path)  # atomic on POSIX and Windows
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if tmp.exists():
+            tmp.unlink()
         raise
+    _fsync(path.parent)  # the rename itself is durable once the folder entry is on disk
+
+
+def _fsync(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # folders cannot be opened on Windows: nothing to sync there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(path):
+    """Delete ``.<name>.<pid>.<random>.tmp`` files of ``path`` whose writing process is gone."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".")[0]
+        if not (pid.isdigit() and _alive(int(pid))):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass  # another process cleaned it first
+
+
+def _alive(pid):
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would terminate the process
+        return True  # a save in progress in another thread of this process
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else, or we cannot tell: leave it
+    return True
 
 # ---------------------------------------------------------------- safetensors, in NumPy
 # file = u64 little-endian n | n bytes of JSON header | data bytes
 # header = {name: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {str: str}}
-# offsets are relative to the start of the data bytes.
+# offsets are relative to the start of the data bytes; the tensors tile the data exactly
+# (no gap, no overlap, nothing after the last one), as the ``safetensors`` package requires.
 
 
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
            "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
 _CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
+_MAX_HEADER = 100_000_000  # the safetensors package's limit
 
 
 def write_safetensors(path, host, metadata):
@@ -85,54 +143,104 @@ def _bfloat16_to_float32(raw_bytes, shape):
     return (np.frombuffer(raw_bytes, dtype="<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
 
 
+def _no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+    return dict(pairs)
+
+
+def _is_count(x):
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
 def read_safetensors(path):
+    """``(arrays, metadata)``; every structural defect is a ``CheckpointError`` naming the file."""
     data = Path(path).read_bytes()
+    where = repr(str(path))
     if len(data) < 8:
-        raise CheckpointError(f"{str(path)!r} is too short to be a safetensors file ({len(data)} bytes)")
+        raise CheckpointError(f"{where} is too short to be a safetensors file ({len(data)} bytes)")
     n = int.from_bytes(data[:8], "little")
-    if n > len(data) - 8:
-        raise CheckpointError(f"{str(path)!r}: header of {n} bytes does not fit in a {len(data)}-byte file "
+    if n > len(data) - 8 or n > _MAX_HEADER:
+        raise CheckpointError(f"{where}: header of {n} bytes does not fit in a {len(data)}-byte file "
                               "(truncated or not a safetensors file)")
     try:
-        header = json.loads(data[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{str(path)!r}: corrupt safetensors header ({err})") from None
+        header = json.loads(data[8:8 + n], object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{where}: corrupt safetensors header ({err})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{where}: corrupt safetensors header (a JSON {type(header).__name__}, not an object)")
     body = memoryview(data)[8 + n:]
     metadata = header.pop(_META_KEY, None) or {}
-    arrays = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{where}: __metadata__ must map strings to strings, got {metadata!r:.200}")
+    arrays, ranges = {}, []
     for name, info in header.items():
         try:
             code, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{str(path)!r}: malformed header entry for {name!r}: {info!r}") from None
+            raise CheckpointError(f"{where}: malformed header entry for {name!r}: {info!r}") from None
+        if not all(map(_is_count, (*shape, begin, end))):
+            raise CheckpointError(f"{where}: malformed header entry for {name!r}: {info!r}")
         itemsize = 2 if code == "BF16" else np.dtype(_DTYPES[code]).itemsize if code in _DTYPES else None
         if itemsize is None:
-            raise CheckpointError(f"{str(path)!r}: tensor {name!r} has unsupported dtype {code}")
-        if not 0 <= begin <= end <= len(body) or end - begin != itemsize * int(np.prod(shape)):
-            raise CheckpointError(f"{str(path)!r}: tensor {name!r} ({code}, shape {list(shape)}) has byte range "
+            raise CheckpointError(f"{where}: tensor {name!r} has unsupported dtype {code}")
+        if not begin <= end <= len(body) or end - begin != itemsize * math.prod(shape):
+            raise CheckpointError(f"{where}: tensor {name!r} ({code}, shape {list(shape)}) has byte range "
                                   f"[{begin}, {end}) outside or inconsistent with the {len(body)} data bytes "
                                   "(truncated or corrupt file)")
+        ranges.append((begin, end, name))
         chunk = body[begin:end]
         if code == "BF16":
             arrays[name] = _bfloat16_to_float32(chunk, shape)
         else:  # a native-byte-order copy that owns its memory
             stored = np.dtype(_DTYPES[code])
             arrays[name] = np.frombuffer(chunk, stored).astype(stored.newbyteorder("=")).reshape(shape)
+    _check_tiling(sorted(ranges), len(body), where)
     return arrays, metadata
 
+
+def _check_tiling(ranges, n_bytes, where):
+    """The tensors' byte ranges must cover the data exactly once, in some order."""
+    covered = 0
+    for begin, end, name in ranges:
+        if begin != covered:
+            what = "overlaps the tensor before it" if begin < covered else f"leaves a gap of {begin - covered} bytes"
+            raise CheckpointError(f"{where}: tensor {name!r} at bytes [{begin}, {end}) {what} (corrupt file)")
+        covered = end
+    if covered != n_bytes:
+        raise CheckpointError(f"{where}: {n_bytes - covered} bytes after the last tensor (corrupt file)")
+
 # ---------------------------------------------------------------- named arrays + metadata
+# ministeer's files carry, beside the caller's JSON metadata, a SHA-256 over that JSON and
+# every tensor's name, dtype, shape and bytes; loading recomputes it. Files without the
+# marker (the safetensors files of other tools, ministeer 0.1's files) load unverified.
+
+_FORMAT = "2"  # the "ministeer_format" marker of files that carry a digest
+
+
+def digest(host, meta_json):
+    """SHA-256 (hex) over the metadata JSON and every array's name, dtype, shape and bytes."""
+    h = hashlib.sha256(meta_json.encode())
+    for name in sorted(host):
+        a = np.asarray(host[name])
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def save_arrays(path, arrays, metadata=None):
-    """Write ``{name: array}`` and a JSON-able ``metadata`` dict to ``path`` atomically."""
+    """Write ``{name: array}`` and a JSON-able ``metadata`` dict to ``path`` atomically, with a digest."""
     host = {name: np.asarray(to_numpy(a), order="C") for name, a in arrays.items()}  # keeps 0-d arrays 0-d
     if _META_KEY in host:
         raise ValueError(f"array name {_META_KEY!r} is reserved")
-    meta = json.dumps(metadata or {}, sort_keys=True)
+    meta = json.dumps(metadata or {}, sort_keys=True, allow_nan=False)
+    outer = {"ministeer_format": _FORMAT, "json": meta, "sha256": digest(host, meta)}
     if str(path).endswith(".safetensors"):
-        atomic_write(path, lambda tmp: write_safetensors(tmp, host, {"json": meta}))
+        atomic_write(path, lambda tmp: write_safetensors(tmp, host, outer))
     elif str(path).endswith(".npz"):
-        blob = np.frombuffer(meta.encode(), dtype=np.uint8)
+        blob = np.frombuffer(json.dumps(outer).encode(), dtype=np.uint8)
         def write(tmp):
             with open(tmp, "wb") as f:
                 np.savez(f, **host, **{_META_KEY: blob})
@@ -142,20 +250,27 @@ def save_arrays(path, arrays, metadata=None):
 
 
 def load_arrays(path, to_backend=True):
-    """``(arrays, metadata)`` from a file written by ``save_arrays`` (or any safetensors file)."""
+    """``(arrays, metadata)`` from a file written by ``save_arrays`` (or any safetensors file).
+
+    The digest of a ministeer-written file is verified: any changed bit is a ``CheckpointError``.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {str(path)!r}")
     try:
         if path.suffix == ".safetensors":
-            arrays, header_meta = read_safetensors(path)
-            meta = json.loads(header_meta.get("json", "{}"))
+            arrays, outer = read_safetensors(path)
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files if k != _META_KEY}
-                meta = json.loads(bytes(f[_META_KEY]).decode()) if _META_KEY in f.files else {}
+                outer = json.loads(bytes(f[_META_KEY]).decode()) if _META_KEY in f.files else {}
+            if not isinstance(outer, dict):
+                raise CheckpointError(f"{str(path)!r}: metadata is not a JSON object")
+            if not _has_marker(outer):  # ministeer 0.1: the metadata itself
+                outer = {"json": json.dumps(outer)}
         else:
             raise CheckpointError(f"unknown checkpoint format {path.suffix!r}: use .safetensors or .npz")
+        meta = _verified_metadata(outer, arrays, repr(str(path)))
     except CheckpointError:
         raise
     except Exception as err:  # truncated, corrupt or foreign files
@@ -163,6 +278,27 @@ def load_arrays(path, to_backend=True):
     if to_backend:
         arrays = {k: from_numpy(v) for k, v in arrays.items()}
     return arrays, meta
+
+
+def _has_marker(outer):
+    """Written by this version? One flipped bit damages one key, and either survivor still says so;
+    another tool's lone "sha256" key is not mistaken for ours."""
+    return "ministeer_format" in outer or {"sha256", "json"} <= set(outer)
+
+
+def _verified_metadata(outer, arrays, source):
+    """The caller's metadata dict, after checking the digest when the file carries one."""
+    if _has_marker(outer):
+        if outer.get("ministeer_format") != _FORMAT or "sha256" not in outer or "json" not in outer:
+            raise CheckpointError(f"{source}: damaged ministeer header (expected ministeer_format={_FORMAT!r}, "
+                                  f"'json' and 'sha256'; found {sorted(outer)})")
+        if digest(arrays, outer["json"]) != outer["sha256"]:
+            raise CheckpointError(f"{source}: SHA-256 mismatch: the file's data or metadata changed after it "
+                                  "was written (corrupt file)")
+    meta = json.loads(outer.get("json", "{}"))
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{source}: metadata is not a JSON object")
+    return meta
 
 
 # ---------------------------------------------------------------- a model: params + Config
@@ -187,6 +323,8 @@ def config_from_dict(d, source):
     if not isinstance(d, dict) or set(d) - known:
         unknown = sorted(set(d) - known) if isinstance(d, dict) else d
         raise CheckpointError(f"{source}: config has unknown fields {unknown}; valid: {sorted(known)}")
+    if known - set(d):  # a default would silently change the model: every field must be stored
+        raise CheckpointError(f"{source}: config lacks fields {sorted(known - set(d))}")
     try:
         return Config(**d)
     except (TypeError, ValueError) as err:

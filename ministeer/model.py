@@ -13,9 +13,13 @@ renaming in ``ministeer/hf.py``.
 Every activation passes through ``site(x, name)``, where hooks may replace it.
 The names and shapes are listed in ``ministeer/sites.py``.
 """
+import functools
+import math
+import numbers
 from dataclasses import dataclass, replace
 
 import numpy as np  # host-side only: initialization draws from a seeded host RNG
+from autograd.tracer import getval
 
 from . import ops
 from .backend import as_backend_array, from_numpy, raw, to_numpy, xp
@@ -46,11 +50,23 @@ class Config:
 
     def __post_init__(self):
         for field, allowed in CHOICES.items():
-            if getattr(self, field) not in allowed:
+            if not isinstance(getattr(self, field), str) or getattr(self, field) not in allowed:
                 raise ValueError(f"Config.{field}={getattr(self, field)!r}; expected one of {allowed}")
         for field in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_mlp", "n_ctx"):
-            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
-                raise ValueError(f"Config.{field} must be a positive int, got {getattr(self, field)!r}")
+            value = getattr(self, field)  # bool is an int to Python, but True layers is a typo
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Config.{field} must be a positive int, got {value!r}")
+            object.__setattr__(self, field, int(value))  # numpy ints become ints: the config goes to JSON
+        for field in ("bias", "tied"):
+            if not isinstance(getattr(self, field), (bool, np.bool_)):
+                raise ValueError(f"Config.{field} must be True or False, got {getattr(self, field)!r}")
+            object.__setattr__(self, field, bool(getattr(self, field)))
+        for field in ("norm_eps", "rope_theta"):  # eps <= 0 divides by 0; theta <= 0 has no rotation
+            value = getattr(self, field)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value <= 0:
+                raise ValueError(f"Config.{field} must be a finite number > 0, got {value!r}")
+            object.__setattr__(self, field, float(value))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -216,7 +232,48 @@ def forward(params, tokens, cfg, hooks=None):
     return _forward_checked(params, check_tokens(tokens, cfg), cfg, hooks)
 
 
+@functools.lru_cache(maxsize=64)
+def _layout(cfg):
+    """``{path tuple: shape}`` the parameter tree of ``cfg`` must have (``param_shapes``, as paths)."""
+    return {tuple(int(k) if k.isdigit() else k for k in name.split(".")): shape
+            for name, shape in param_shapes(cfg).items()}
+
+
+def check_params(params, cfg):
+    """Raise a ``ValueError`` naming the first tensor of ``params`` that is missing, unexpected or
+    mis-shaped for ``cfg``. A walk over ~10 leaves per layer and one dict comparison: no array is read."""
+    expected = _layout(cfg)
+    found = {}
+    _leaf_shapes(params, (), found)
+    if found == expected:
+        return
+    name = lambda path: ".".join(map(str, path))
+    for path, shape in expected.items():  # layout order: the first problem a forward pass would meet
+        if path not in found:
+            raise ValueError(f"params do not fit the config: missing {name(path)!r} (expected shape "
+                             f"{list(shape)}); {len(found)} tensors given, {len(expected)} expected")
+        if found[path] != shape:
+            raise ValueError(f"params do not fit the config: {name(path)!r} has shape {list(found[path])}, "
+                             f"the config needs {list(shape)}")
+    extra = [name(p) for p in found if p not in expected]
+    raise ValueError(f"params do not fit the config: unexpected tensors {extra[:5]}"
+                     + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""))
+
+
+def _leaf_shapes(node, path, out):
+    node = getval(node)  # autograd boxes a differentiated dict or list as a whole
+    if isinstance(node, dict):
+        for key, sub in node.items():
+            _leaf_shapes(sub, path + (key,), out)
+    elif isinstance(node, (list, tuple)):
+        for i, sub in enumerate(node):
+            _leaf_shapes(sub, path + (i,), out)
+    else:
+        out[path] = tuple(getattr(node, "shape", ()))  # host-side bookkeeping, not traced
+
+
 def _forward_checked(params, tokens, cfg, hooks):
+    check_params(params, cfg)
     site = _site_caller(resolve_hooks(cfg, hooks))
     B, T = tokens.shape
     embed = params["model"]["embed_tokens"]["weight"]
@@ -249,18 +306,23 @@ def _site_caller(resolved):
 
 def check_tokens(tokens, cfg):
     """Validate token ids and put them on the active backend as [B, T] integers."""
-    tokens = as_backend_array(tokens)
+    tokens = _token_array(tokens, cfg)
+    low, high = to_numpy(raw.stack([raw.min(tokens), raw.max(tokens)]))  # one explicit device->host copy
+    _check_range("token ids", low, high, cfg)
+    return tokens
+
+
+def _token_array(tokens, cfg):
+    """Tokens as [B, T] integers on the backend; shape and dtype checked, values not (no sync)."""
+    tokens = as_backend_array(_host_array(tokens, "tokens") if isinstance(tokens, (list, tuple)) else tokens)
     if tokens.dtype.kind not in "iu":
         raise TypeError(f"tokens must be integers, got dtype {tokens.dtype}")
     if tokens.ndim == 1:
         tokens = tokens[None, :]
-    if tokens.ndim != 2 or tokens.shape[1] == 0:
-        raise ValueError(f"tokens must have shape [batch, pos] with pos >= 1, got {tokens.shape}")
+    if tokens.ndim != 2 or 0 in tokens.shape:
+        raise ValueError(f"tokens must have shape [batch, pos] with batch, pos >= 1, got {tokens.shape}")
     if tokens.shape[1] > cfg.n_ctx:
         raise ValueError(f"sequence length {tokens.shape[1]} exceeds the context length n_ctx={cfg.n_ctx}")
-    low, high = to_numpy(raw.stack([raw.min(tokens), raw.max(tokens)]))  # one explicit device->host copy
-    if low < 0 or high >= cfg.vocab_size:
-        raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {low}, max {high}")
     return tokens
 
 
@@ -286,15 +348,67 @@ def loss_fn(params, tokens, cfg, targets=None, mask=None, hooks=None):
     """Mean next-token cross-entropy over the positions where ``mask`` is 1.
 
     With ``targets=None`` the targets are ``tokens`` shifted left and the last
-    position is dropped. ``mask`` [B, T] selects supervised positions, e.g. the
-    completion only, as in the paper's SFT.
+    position is dropped. ``mask`` [B, T] (the shape of ``tokens``) selects supervised
+    positions, e.g. the completion only, as in the paper's SFT; its values are weights >= 0,
+    not all 0. ``targets`` are integers in [0, vocab_size) of the shape of ``tokens``.
     """
-    tokens = check_tokens(tokens, cfg)
-    if targets is None:
-        tokens, targets = tokens[:, :-1], tokens[:, 1:]
-        mask = None if mask is None else mask[:, 1:]
+    tokens, targets, weights = check_batch(tokens, cfg, targets, mask)
     logits = _forward_checked(params, tokens, cfg, hooks)  # tokens were checked above
     B, T, V = logits.shape
-    weights = raw.ones((B * T,), dtype=logits.dtype) if mask is None else \
-        as_backend_array(mask).reshape(-1).astype(logits.dtype)
-    return ops.cross_entropy(xp.reshape(logits, (B * T, V)), as_backend_array(targets).reshape(-1), weights)
+    weights = raw.ones((B * T,), dtype=logits.dtype) if weights is None else weights.reshape(-1).astype(logits.dtype)
+    return ops.cross_entropy(xp.reshape(logits, (B * T, V)), targets.reshape(-1), weights)
+
+
+def _host_array(x, what):
+    try:
+        return np.asarray(x)
+    except ValueError:  # nested lists of unequal lengths
+        raise ValueError(f"{what} must be a rectangular array [batch, pos]; rows of unequal length given") from None
+
+
+def _as_rows(x, what, like):
+    """``x`` on the backend as [B, T]; a 1-D ``x`` is one row (as for tokens)."""
+    x = as_backend_array(_host_array(x, what) if isinstance(x, (list, tuple)) else x)
+    x = x[None, :] if x.ndim == 1 else x
+    if x.shape != like:
+        raise ValueError(f"{what} has shape {tuple(x.shape)}, expected {tuple(like)} (the shape of tokens)")
+    return x
+
+
+def check_batch(tokens, cfg, targets=None, mask=None):
+    """``(inputs [B, T], targets [B, T], weights [B, T] or None)``, validated with one device->host copy.
+
+    Targets outside [0, vocab_size) would drop out of the loss (or read another row); a mask of
+    another shape would broadcast into a sum; an all-zero mask would give 0/0.
+    """
+    tokens = _token_array(tokens, cfg)
+    if targets is None:
+        if tokens.shape[1] < 2:
+            raise ValueError(f"next-token loss needs at least 2 tokens per row, got shape {tuple(tokens.shape)}")
+        mask = None if mask is None else _as_rows(mask, "mask", tokens.shape)[:, 1:]
+        tokens, targets = tokens[:, :-1], tokens[:, 1:]
+    else:
+        targets = _as_rows(targets, "targets", tokens.shape)
+        if targets.dtype.kind not in "iu":
+            raise TypeError(f"targets must be integers, got dtype {targets.dtype}")
+        mask = None if mask is None else _as_rows(mask, "mask", tokens.shape)
+    if mask is not None and mask.dtype.kind not in "biuf":
+        raise TypeError(f"mask must be bool or numeric, got dtype {mask.dtype}")
+    stats = [raw.min(tokens), raw.max(tokens), raw.min(targets), raw.max(targets)]
+    if mask is not None:
+        m = mask.astype(raw.float64)
+        stats += [raw.min(m), raw.sum(m), raw.all(raw.isfinite(m))]
+    stats = to_numpy(raw.stack([raw.asarray(x, dtype=raw.float64) for x in stats]))  # one copy to the host
+    _check_range("token ids", stats[0], stats[1], cfg)
+    _check_range("targets", stats[2], stats[3], cfg)
+    if mask is not None:
+        if not stats[6] or stats[4] < 0:
+            raise ValueError(f"mask values must be finite and >= 0, got min {stats[4]}")
+        if stats[5] == 0:
+            raise ValueError("mask selects no position (all zeros after the shift): the mean loss would be 0/0")
+    return tokens, targets, mask
+
+
+def _check_range(what, low, high, cfg):
+    if low < 0 or high >= cfg.vocab_size:
+        raise ValueError(f"{what} must lie in [0, {cfg.vocab_size}), got min {int(low)}, max {int(high)}")

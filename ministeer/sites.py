@@ -73,18 +73,38 @@ def _unalias(name):
     return name
 
 
+def _closest(name, valid):
+    """The valid name or alias nearest a typo: ``postblock``, ``post-block`` -> ``post_block``;
+    TransformerLens's short ``resid_post`` -> ``blocks.*.hook_resid_post``."""
+    head, _, last = name.replace("-", "_").rpartition(".")
+    options = {a: a for a in ALIASES}  # what the user might have meant -> what to suggest
+    options.update({s.split(".")[-1].removeprefix("hook_"): s for s in BLOCK_SITES})
+    close = difflib.get_close_matches(last, options, n=1, cutoff=0.75)
+    if close:
+        suffix = options[close[0]]
+        guess = (f"{head}.{suffix}" if head.startswith("blocks.") else
+                 suffix if suffix in ALIASES or head else f"blocks.*.{suffix}")
+        if guess != name and any(fnmatch.fnmatchcase(n, _unalias(guess)) for n in valid):
+            return guess
+    close = difflib.get_close_matches(name, valid, n=1)
+    return close[0] if close else None
+
+
 def resolve(cfg, name):
     """Concrete site names matched by ``name``: an exact name, an alias or a glob pattern.
 
-    Raises ``KeyError`` naming the closest valid site and listing all of them.
+    Raises ``KeyError`` naming the closest valid site or alias and listing all of them.
     """
     valid = site_names(cfg)
     pattern = _unalias(name)
     matched = [n for n in valid if fnmatch.fnmatchcase(n, pattern)]
     if not matched:
-        close = difflib.get_close_matches(pattern, valid, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown site {name!r}.{hint} Valid sites for this config: {', '.join(valid)}")
+        close = _closest(name, valid)
+        hint = f" Did you mean {close!r}?" if close else ""
+        aliases = ", ".join(f"{a} (= blocks.{{l}}.{s})" for a, s in ALIASES.items())
+        raise KeyError(f"unknown site {name!r}.{hint} Valid sites for this config: {', '.join(valid)}. "
+                       f"Aliases, for every layer or as blocks.{{l}}.<alias>: {aliases}. Globs like "
+                       f"'blocks.*.hook_resid_post' work too.")
     return matched
 
 
@@ -148,12 +168,40 @@ def resolve_hooks(cfg, hooks):
     return resolved
 
 
+def _meanings(cfg):
+    """Meanings that depend on the architecture: GPT-2 has LayerNorm, learned positions and
+    no gate; Llama has RMSNorm, rotary embeddings and a SwiGLU MLP."""
+    if cfg is None:
+        return {}
+    norm = {"rms": "RMSNorm", "layer": "LayerNorm"}[cfg.norm]
+    rotary = ", before rotary embedding" if cfg.pos == "rope" else ""
+    out = {"ln1.hook_normalized": f"{norm} of resid_pre, input to attention",
+           "ln2.hook_normalized": f"{norm} of resid_mid, input to the MLP (paper: pre-MLP)",
+           "attn.hook_q": f"queries{rotary}", "attn.hook_k": f"keys{rotary}",
+           "ln_final.hook_normalized": f"final {norm}, before the unembedding"}
+    if cfg.mlp == "swiglu":
+        out |= {"mlp.hook_pre": "gate pre-activation a_g = W_g x", "mlp.hook_pre_linear": "up projection a_u = W_u x",
+                "mlp.hook_post": "MLP hidden m = silu(a_g) * a_u"}
+    else:
+        bias = " + b_u" if cfg.bias else ""
+        out |= {"mlp.hook_pre": f"pre-activation W_u x{bias} (no gate)", "mlp.hook_post": "MLP hidden m = gelu(pre)"}
+    return out
+
+
 def site_table(cfg=None):
-    """The sites as Markdown: name, shape, meaning (``ministeer sites`` prints it)."""
+    """The sites as Markdown: name, shape, meaning (``ministeer sites`` prints it).
+
+    With ``cfg`` only that architecture's sites, described for it (GPT-2 lists
+    ``hook_pos_embed`` and no ``mlp.hook_pre_linear``); without, every site any config has.
+    """
+    meaning = _meanings(cfg)
+    glob = [n for n in GLOBAL_SITES if cfg is None or n in site_names(cfg)]
+    block = list(BLOCK_SITES) if cfg is None else _block_suffixes(cfg)
+    row = lambda name, shown, table: f"| `{shown}` | {table[name][0]} | {meaning.get(name, table[name][1])} |"
     rows = ["| site | shape | meaning |", "|---|---|---|"]
-    rows += [f"| `{n}` | {s} | {m} |" for n, (s, m) in GLOBAL_SITES.items() if n != "ln_final.hook_normalized"]
-    rows += [f"| `blocks.{{l}}.{n}` | {s} | {m} |" for n, (s, m) in BLOCK_SITES.items()]
-    rows.append("| `ln_final.hook_normalized` | {} | {} |".format(*GLOBAL_SITES["ln_final.hook_normalized"]))
+    rows += [row(n, n, GLOBAL_SITES) for n in glob if n != "ln_final.hook_normalized"]
+    rows += [row(n, f"blocks.{{l}}.{n}", BLOCK_SITES) for n in block]
+    rows.append(row("ln_final.hook_normalized", "ln_final.hook_normalized", GLOBAL_SITES))
     rows.append("")
     rows.append("Aliases: " + ", ".join(f"`{a}` = `blocks.{{l}}.{s}`" for a, s in ALIASES.items()))
     if cfg is not None:

@@ -6,22 +6,30 @@ pytree and a source of batches. Full fine-tuning passes the whole parameter dict
 LoRA, steering and ReFT pass only their adapter arrays; joint adaptation passes both.
 Frozen arrays never reach the optimizer, so they come back bitwise unchanged.
 """
+import itertools
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 
 from autograd import value_and_grad
 
 from .backend import raw, to_numpy
+from .checkpoints import load_state, resolve_resume, save_state
 from .tree import named_leaves, tree_leaves, tree_map
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss or a gradient became NaN or inf. ``.last_good`` holds the last finite trainables."""
+    """The loss, a gradient or the parameters became NaN or inf.
 
-    def __init__(self, message, step, last_good):
+    ``.step`` is the step that went wrong; ``.last_good`` holds the newest trainables that
+    are all finite *and* whose loss was seen to be finite (the parameters that step
+    ``.good_step`` started from).
+    """
+
+    def __init__(self, message, step, last_good, good_step=None):
         super().__init__(message)
-        self.step, self.last_good = step, last_good
+        self.step, self.last_good, self.good_step = step, last_good, good_step
 
 
 @dataclass
@@ -29,6 +37,9 @@ class FitResult:
     params: dict  # the trained pytree (same structure as the input)
     losses: list = field(default_factory=list)  # one float per step
     seconds: float = 0.0
+
+
+SCHEDULES = ("constant", "linear", "cosine")
 
 
 def learning_rate(step, steps, lr, schedule="constant", warmup=0):
@@ -71,34 +82,117 @@ def _lr_tree(trainable, lr, group_lr):
         return tree_map(lambda _: lr, trainable)
     return {k: tree_map(lambda _: group_lr.get(k, lr), v) for k, v in trainable.items()}
 
+# ---------------------------------------------------------------- checking what fit is given
 
-def _batches(data):
-    if callable(data):
-        step = 0
+
+def _is_real(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_count(x):
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 0
+
+
+def check_settings(steps, lr, weight_decay, betas, eps, schedule, warmup, clip, group_lr):
+    """Raise a ``ValueError`` naming the first setting that would make AdamW meaningless."""
+    def need(ok, what):
+        if not ok:
+            raise ValueError(what)
+    need(_is_count(steps), f"steps must be an int >= 0, got {steps!r}")
+    need(_is_count(warmup), f"warmup must be an int >= 0, got {warmup!r}")
+    need(schedule in SCHEDULES, f"schedule={schedule!r}; expected one of {SCHEDULES}")
+    for name, value in [("lr", lr)] + [(f"group_lr[{k!r}]", v) for k, v in (group_lr or {}).items()]:
+        need(_is_real(value) and math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, "
+             f"got {value!r}")
+    need(_is_real(weight_decay) and math.isfinite(weight_decay) and weight_decay >= 0,
+         f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    need(isinstance(betas, (tuple, list)) and len(betas) == 2 and all(_is_real(b) and 0 <= b < 1 for b in betas),
+         f"betas must be two numbers in [0, 1), got {betas!r} (beta = 1 never forgets and divides by 0)")
+    need(_is_real(eps) and math.isfinite(eps) and eps >= 0, f"eps must be a finite number >= 0, got {eps!r}")
+    need(clip is None or (_is_real(clip) and math.isfinite(clip) and clip > 0),
+         f"clip must be None or a finite number > 0, got {clip!r} (clip <= 0 would reverse or stop every step)")
+
+
+def _first_nonfinite(tree):
+    """Name of the first leaf holding NaN or inf, or ``None``: one device->host copy."""
+    named = named_leaves(tree)
+    if not named:
+        return None
+    flags = to_numpy(raw.stack([raw.all(raw.isfinite(raw.asarray(a))) for _, a in named]))
+    bad = [name or "trainable" for (name, _), ok in zip(named, flags) if not ok]  # "": a bare array
+    return bad[0] if bad else None
+
+
+def _batches(data, start):
+    """Batches from step ``start`` on; a finished source just stops (``fit`` names the problem)."""
+    if callable(data):  # the data order is a function of the step: resuming calls it at ``start``
+        step = start
         while True:
             yield data(step)
             step += 1
-    while True:  # a finite iterable is cycled
-        yield from data
+    if iter(data) is data:  # a one-shot iterator cannot be cycled
+        yield from itertools.islice(data, start, None)
+        return
+    skip = start
+    while True:  # a re-iterable (a list) is cycled
+        n = 0
+        for batch in data:
+            n += 1
+            if skip:
+                skip -= 1
+                continue
+            yield batch
+        if n == 0:
+            return
 
 
-def _check_finite(loss, grads, step, last_good):
+def _next_batch(source, step, steps):
+    try:
+        return next(source)
+    except StopIteration:
+        if step == 0:
+            raise ValueError("data yielded no batch: it is empty") from None
+        raise ValueError(f"data ran out after {step} batches, but steps={steps}: pass a function "
+                         "step -> batch, a list (it is cycled), or enough batches") from None
+
+
+def _diverged(loss, grads, step, trainable, previous, lr):
+    """Raise ``TrainingDiverged`` naming the actual cause; ``previous`` = (params, step) whose loss was finite."""
+    good, good_step = previous if previous is not None else (None, None)
+    fallback = (good, good_step) if good is not None else (trainable, step)  # finite, loss not yet seen
+    bad_param = _first_nonfinite(trainable)
+    if bad_param is not None and good is not None:
+        raise TrainingDiverged(f"the update of step {good_step} made {bad_param!r} non-finite (the step was "
+                               f"too large for lr={lr}: lower it or clip gradients with fit(..., clip=1.0)); "
+                               f".last_good holds the parameters before it", good_step, good, good_step)
+    if bad_param is not None:
+        raise TrainingDiverged(f"parameter {bad_param!r} is non-finite at step {step}, before any update "
+                               "(from the initial values or the projection)", step, None)
     if not math.isfinite(loss):
-        raise TrainingDiverged(f"loss became {loss} at step {step}; lower the learning rate or "
-                               "clip gradients (fit(..., clip=1.0)). Last finite params are in .last_good",
-                               step, last_good)
+        cause = ("with finite parameters at the first step: the objective or the batch produces it, not "
+                 "the learning rate" if good is None else
+                 "with finite parameters: check the batch, or lower the learning rate or clip gradients "
+                 "(fit(..., clip=1.0))")
+        raise TrainingDiverged(f"loss became {loss} at step {step} {cause}. Last good params are in "
+                               ".last_good", step, *fallback)
     for name, g in named_leaves(grads):
         if not bool(raw.all(raw.isfinite(g))):
-            raise TrainingDiverged(f"gradient of {name!r} became non-finite at step {step}", step, last_good)
+            why = ("the objective is numerically unstable at these parameters" if good is None else
+                   f"the parameters grew too large (lower lr={lr} or clip gradients) or the objective is "
+                   "numerically unstable")
+            raise TrainingDiverged(f"gradient of {name!r} became non-finite at step {step} although the loss "
+                                   f"{loss} is finite: {why}", step, *fallback)
+
+# ---------------------------------------------------------------- the loop
 
 
 def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8,
         schedule="constant", warmup=0, clip=None, group_lr=None, project=None, progress=False,
-        callback=None):
+        callback=None, checkpoint_dir=None, checkpoint_every=None, keep=2, resume=None, run=None):
     """Minimize ``objective(trainable, batch)`` with AdamW for ``steps`` steps.
 
     data      -- a function ``step -> batch`` (deterministic given its own seed) or an
-                 iterable of batches, cycled.
+                 iterable of batches: a list is cycled, a one-shot iterator must last ``steps``.
     lr, schedule, warmup -- peak learning rate and its schedule (see ``learning_rate``).
     weight_decay -- decoupled (AdamW) decay, applied to every trainable leaf.
     clip      -- clip the global gradient norm to this value.
@@ -107,22 +201,54 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
                  constraints such as the joint-orth projection.
     progress  -- show a tqdm bar with the loss (if tqdm is installed).
     callback  -- ``(step, loss, trainable)`` called after every step.
-    Raises ``TrainingDiverged`` (with the step and the last finite params) on NaN/inf.
+    checkpoint_dir, checkpoint_every, keep -- write a training-state checkpoint to
+                 ``checkpoint_dir/step-<n>.safetensors`` every ``checkpoint_every`` steps and
+                 after the last one, keeping the newest ``keep`` (``ministeer.checkpoints``).
+    resume    -- a checkpoint file, or a folder (its newest), to continue from; ``True``: the
+                 newest in ``checkpoint_dir`` if there is one, else start afresh. The
+                 continued run is bitwise the uninterrupted one.
+    run       -- JSON-able description of what is trained (method spec, seeds), stored in
+                 each checkpoint; resuming under a different one is refused. An objective that
+                 counts its calls (random draws per step) gets ``objective.resume_at(step)``.
+    Raises ``ValueError`` for meaningless settings or data, and ``TrainingDiverged`` (with
+    the step, the cause and the last finite params) on NaN/inf.
     """
+    check_settings(steps, lr, weight_decay, betas, eps, schedule, warmup, clip, group_lr)
+    if checkpoint_every is not None and not (_is_count(checkpoint_every) and checkpoint_every > 0):
+        raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
+    if not (_is_count(keep) and keep > 0):
+        raise ValueError(f"keep must be an int >= 1, got {keep!r}")
+    if checkpoint_every is not None and checkpoint_dir is None:
+        raise ValueError("checkpoint_every needs checkpoint_dir= (where to write)")
+    settings = dict(steps=steps, lr=lr, weight_decay=weight_decay, betas=list(betas), eps=eps, schedule=schedule,
+                    warmup=warmup, clip=clip, group_lr=group_lr)
+    bad = _first_nonfinite(trainable)
+    if bad is not None:
+        raise ValueError(f"the initial trainable {bad!r} holds NaN or inf: nothing can be learned from it")
     value_and_grad_fn = value_and_grad(objective)
     lrs = _lr_tree(trainable, lr, group_lr)
     m = tree_map(raw.zeros_like, trainable)
     v = tree_map(raw.zeros_like, trainable)
+    start, losses = 0, []
+    resume_from = resolve_resume(resume, checkpoint_dir)
+    if resume_from is not None:
+        start, trainable, m, v, losses = load_state(resume_from, trainable, settings, run)
+        if hasattr(objective, "resume_at"):  # an objective that counts its calls (adapters.objective)
+            objective.resume_at(start)
+    save = (lambda n: save_state(checkpoint_dir, n, trainable, m, v, result.losses, settings, run, keep)) \
+        if checkpoint_dir is not None else None
     b1, b2 = betas
-    bar = _progress_bar(steps) if progress else None
-    result, start, source = FitResult(trainable), time.perf_counter(), _batches(data)
-    for step in range(steps):
+    bar = _progress_bar(steps, start) if progress else None
+    result, clock, source = FitResult(trainable, losses), time.perf_counter(), _batches(data, start)
+    previous = None  # (params, step) of the newest step whose loss and gradients were finite
+    for step in range(start, steps):
         if project is not None:
             trainable = project(trainable, step)
-        loss, grads = value_and_grad_fn(trainable, next(source))
+        loss, grads = value_and_grad_fn(trainable, _next_batch(source, step, steps))
         loss, finite = _read_back(loss, grads)
         if not finite:
-            _check_finite(loss, grads, step, trainable)  # names the culprit and raises
+            _diverged(loss, grads, step, trainable, previous, lr)  # names the cause and raises
+        previous = (trainable, step)
         if clip is not None:  # the scale stays on the device
             scale = raw.minimum(1.0, clip / (_norm_on_device(grads) + 1e-12))
             grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
@@ -140,17 +266,24 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
             bar.update(1)
         if callback is not None:
             callback(step, loss, trainable)
+        if save is not None and checkpoint_every is not None and (step + 1) % checkpoint_every == 0 \
+                and step + 1 < steps:
+            save(step + 1)
+    if previous is not None and _first_nonfinite(trainable) is not None:  # the last update is checked too
+        _diverged(float("nan"), None, steps, trainable, previous, lr)
+    if save is not None and steps > start:
+        save(steps)
     if bar is not None:
         bar.close()
     if project is not None:  # so the returned params satisfy the constraint too
         trainable = project(trainable, steps)
-    result.params, result.seconds = trainable, time.perf_counter() - start
+    result.params, result.seconds = trainable, time.perf_counter() - clock
     return result
 
 
-def _progress_bar(steps):
+def _progress_bar(steps, start=0):
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=steps, leave=False, dynamic_ncols=True)
+    return tqdm(total=steps, initial=start, leave=False, dynamic_ncols=True)

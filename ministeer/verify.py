@@ -9,15 +9,17 @@ and exits 1 if any claim fails. ``--model DIR`` also runs the model-dependent cl
 on a local Hugging Face checkpoint (``ministeer.hf.load_pretrained``); ``--json PATH``
 writes the same table as JSON.
 """
-import argparse
 import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+from .io import atomic_write
 from .theory.claims import CLAIMS, Model, random_model, run_claim
+from .usage import Parser, check_writable, existing_dir
 
 
 def _checkpoint_model(folder, seed, n_tokens):
@@ -64,13 +66,16 @@ def table(rows):
 
 
 def main(argv=()):
-    parser = argparse.ArgumentParser(prog="ministeer verify", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="ministeer verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0, help="seed for the random models and updates")
-    parser.add_argument("--model", metavar="DIR", help="also run on a local Hugging Face checkpoint folder")
-    parser.add_argument("--json", metavar="PATH", help="write the table as JSON to PATH")
+    parser.add_argument("--model", metavar="DIR", type=existing_dir,
+                        help="also run on a local Hugging Face checkpoint folder")
+    parser.add_argument("--json", metavar="PATH", help="write the table as JSON to PATH ('-': stdout)")
     parser.add_argument("--claims", metavar="N", type=int, nargs="+", choices=sorted(CLAIMS),
                         help="run only these claims")
     args = parser.parse_args(argv)
+    if args.json:
+        check_writable(args.json, "--json")
     start = time.perf_counter()
     rows = verify(args.seed, args.model, args.claims)
     print(table(rows))
@@ -79,9 +84,12 @@ def main(argv=()):
     print(f"\n{len(rows) - sum(not r['passed'] for r in rows)}/{len(rows)} checks passed in {seconds:.1f} s"
           + (f"; FAILED claims: {failed}" if failed else ""))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"seed": args.seed, "model": args.model, "passed": not failed, "failed_claims": failed,
-                       "seconds": round(seconds, 3), "rows": rows}, f, indent=2)
+        report = json.dumps({"seed": args.seed, "model": args.model, "passed": not failed, "failed_claims": failed,
+                             "seconds": round(seconds, 3), "rows": rows}, indent=2)
+        if args.json == "-":
+            print(report)
+        else:
+            atomic_write(args.json, lambda tmp: Path(tmp).write_text(report + "\n"))
     return 1 if failed else 0
 
 

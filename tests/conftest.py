@@ -1,4 +1,4 @@
-"""Shared test set-up: hypothesis profiles and the claim marker.
+"""Shared test set-up: hypothesis profiles (the ``--exercises`` option is in ../conftest.py).
 
 Profiles (choose with HYPOTHESIS_PROFILE): ``dev`` (default, quick), ``ci`` (used
 when CI is set), ``thorough`` (for a long local run).

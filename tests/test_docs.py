@@ -7,9 +7,16 @@ pyproject's addopts collects docs/*.md and README.md). This module checks the re
 * a link whose text names a function (`` [`glu.pre_mlp_jacobian`](../ministeer/theory/glu.py) ``)
   points to a file that defines that function (so renaming it breaks the docs build);
 * every numbered equation ``\\tag{n.m}`` has a row in a table that links its code and test;
-* every page with exercises ends with an Exercises section naming each of them.
+* every page with exercises ends with an Exercises section naming each of them;
+* the docs site builds with ``mkdocs build --strict`` (when the ``docs`` extra is installed),
+  lists every page, and links each exercise to its stub and checker;
+* what page 1 says about sites holds (config-aware table, "did you mean" for alias typos);
+* a docs code block's print() stays out of the pytest log.
 """
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +95,98 @@ def test_exercises_section_names_its_exercises(page):
     for number, (_, _, doc) in EXERCISES.items():
         if Path(doc).name == page.name:
             assert f"Exercise {number}" in section, f"{page.name}: Exercises section does not mention {number}"
+
+
+# ---------------------------------------------------------------- page 1's sites, as the page says
+
+
+def test_site_table_is_config_aware():
+    """Page 1, exercise 4 is answerable: GPT-2's table has the learned position embedding and
+    no gate, Llama's the reverse (rejects one table printed for every config)."""
+    from ministeer import Config
+    from ministeer.sites import site_table
+    gpt2, llama = site_table(Config.gpt2()), site_table(Config.llama())
+    assert "`hook_pos_embed`" in gpt2 and "`hook_pos_embed`" not in llama
+    assert "mlp.hook_pre_linear" in llama and "mlp.hook_pre_linear" not in gpt2
+    assert "rotary" in llama and "rotary" not in gpt2
+    assert "LayerNorm" in gpt2 and "RMSNorm" in llama and "RMSNorm" not in gpt2
+
+
+@pytest.mark.parametrize("typo, meant", [("postblock", "post_block"), ("post-block", "post_block"),
+                                          ("resid_post", "blocks.*.hook_resid_post"), ("pre_mpl", "pre_mlp"),
+                                          ("blocks.1.postblock", "blocks.1.post_block")])
+def test_alias_typo_gets_did_you_mean(typo, meant):
+    """A typo of an alias names the alias, and the error lists the aliases among the valid names."""
+    from ministeer import Config
+    from ministeer.sites import resolve
+    with pytest.raises(KeyError) as err:
+        resolve(Config.llama(n_layers=2), typo)
+    assert f"Did you mean {meant!r}?" in str(err.value)
+    assert all(alias in str(err.value) for alias in ("pre_mlp", "post_mlp", "post_block"))
+
+
+# ---------------------------------------------------------------- the docs site
+
+MKDOCS = ROOT / "mkdocs.yml"
+
+
+def test_nav_lists_every_page():
+    """Every page in docs/ is in the site's navigation (rejects a page only reachable by search)."""
+    nav = MKDOCS.read_text("utf8").split("\nnav:", 1)[1].split("\n\n", 1)[0]
+    for page in PAGES:
+        assert f": {page.name}" in nav, f"mkdocs.yml: add {page.name} to nav"
+
+
+def test_exercises_page_links_each_stub_and_checker():
+    """Each exercise's row links the stub that defines its function and the module that defines its checker."""
+    rows = {line.split("|")[1].strip(): line for line in (ROOT / "docs" / "exercises.md").read_text("utf8").splitlines()
+            if re.match(r"\| \d\.\d ", line)}
+    assert set(rows) == set(EXERCISES)
+    for number, (name, checker, _) in EXERCISES.items():
+        targets = dict((text, target) for text, target in LINK.findall(rows[number]))
+        stub, check = targets["stub"], targets[f"`{checker.__name__}`"]
+        assert _defines((ROOT / "docs" / stub).resolve(), name), f"{number}: {stub} has no {name}"
+        assert _defines((ROOT / "docs" / check).resolve(), checker.__name__)
+
+
+def test_readme_names_the_site_build_command():
+    assert 'pip install -e ".[docs]"' in (ROOT / "README.md").read_text("utf8")
+    assert "mkdocs build" in (ROOT / "README.md").read_text("utf8")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(os.environ.get("MINISTEER_NESTED_PYTEST")), reason="already inside a pytest run")
+def test_mkdocs_build_strict(tmp_path):
+    """`mkdocs build --strict`: no broken link or cross-reference, every page built, the math
+    marked for KaTeX (served from the site itself), and an equation's "computed by" link lands
+    on the function's documented signature in the API reference."""
+    pytest.importorskip("mkdocs", reason='the docs extra is not installed: pip install -e ".[docs]"')
+    pytest.importorskip("mkdocstrings", reason='the docs extra is not installed: pip install -e ".[docs]"')
+    site = tmp_path / "site"
+    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+    assert run.returncode == 0, run.stderr[-4000:]
+    for page in PAGES:
+        built = site / ("index.html" if page.stem == "index" else f"{page.stem}/index.html")
+        assert built.exists(), f"{page.name} was not built"
+    assert (site / "search" / "search_index.json").exists()
+    assert (site / "assets" / "katex" / "katex.min.js").exists()
+    glu = (site / "03-glu-and-pre-mlp" / "index.html").read_text("utf8")
+    assert 'class="arithmatex"' in glu and r"\tag{3.3}" in glu
+    href = "../api/ministeer.theory.glu/#ministeer.theory.glu.pre_mlp_jacobian"
+    assert f'href="{href}"' in glu, "the (3.3) row must link the function's API entry"
+    api = (site / "api" / "ministeer.theory.glu" / "index.html").read_text("utf8")
+    assert 'id="ministeer.theory.glu.pre_mlp_jacobian"' in api  # the documented signature ...
+    assert '<span class="nf">pre_mlp_jacobian</span>' in api  # ... and its source
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(os.environ.get("MINISTEER_NESTED_PYTEST")), reason="already inside a pytest run")
+def test_docs_prints_stay_out_of_the_log():
+    """A docs code block's print() is captured like a test's (pytest-markdown-docs turns capture off)."""
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "docs/01-model-and-sites.md"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, MINISTEER_NESTED_PYTEST="1"))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "This config has" not in run.stdout and "| site | shape | meaning |" not in run.stdout

@@ -1,35 +1,39 @@
-"""Grading for the classroom exercises (docs pages 1-6, ``ministeer/exercises/``).
+"""The classroom exercises: grading a student's files, and tests of the checkers themselves.
 
-* ``test_answer[N.M]`` grades one exercise. It uses the answers named by the
-  ``MINISTEER_EXERCISES`` environment variable (a student's .py file or folder), else the
-  reference solutions. ``pytest -m exercise_2_1`` grades exercise 2.1 alone;
-  ``pytest -m exercise`` grades them all.
-* ``test_wrong_answer`` proves each checker rejects typical mistakes *with the right
-  hint*. The wrong answers are built from the reference solutions, so these tests skip
-  when an instructor has deleted ``ministeer/exercises/solutions.py``.
-* ``test_stub`` proves the starter stubs in ``examples/exercises/`` exist for every
-  exercise and fail cleanly (they raise NotImplementedError by design; CI never grades them).
+* ``test_answer[N.M]`` *grades* one exercise in the student's files: ``pytest -m
+  exercise_2_1`` grades ``my_answers/`` (a copy of ``examples/exercises/``), ``--exercises
+  DIR`` another file or folder. It is the only test with the ``exercise*`` markers, and it
+  skips unless a run asks for grading (tests/conftest.py), so the suite never grades anyone.
+* ``test_reference_solution`` and ``test_wrong_answer`` test the checkers: the reference
+  solutions must pass, typical mistakes must fail *with the right hint*. Both need
+  ``ministeer/exercises/solutions.py``; when an instructor removes it they skip with a
+  one-line reason, and ``test_suite_passes_without_solutions`` proves the rest still passes.
+* ``test_stub`` and the tests after it check what students start from: every stub fails as
+  "not implemented yet", and grading output names the files it graded.
 """
+import json
 import os
+import re
+import runpy
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ministeer import run_with_cache
-from ministeer.exercises import EXERCISES, ExerciseFailed, load_answers, marker
+from ministeer.exercises import EXERCISES, ExerciseFailed, grade, load_answers, main, marker
+from ministeer.exercises.grading import grade_one
+from ministeer.exercises.notebook import percent_cells, write_notebooks
 from ministeer.tree import tree_map
 
-STUBS = Path(__file__).resolve().parent.parent / "examples" / "exercises"
-
-
-def marks(number):
-    return [pytest.mark.exercise, getattr(pytest.mark, marker(number))]
-
-
-def by_number(numbers):
-    return [pytest.param(n, marks=marks(n), id=n) for n in numbers]
-
+ROOT = Path(__file__).resolve().parent.parent
+STUBS = ROOT / "examples" / "exercises"
+NAMES = [name for name, _, _ in EXERCISES.values()]
+NO_SOLUTIONS = "reference solutions removed (ministeer/exercises/solutions.py): the checkers' self-tests skip"
+NESTED = "MINISTEER_NESTED_PYTEST"  # set in the pytest runs these tests start, so they do not recurse
 
 try:
     from ministeer.exercises import solutions as S
@@ -37,22 +41,34 @@ except ImportError:  # an instructor removed the reference solutions
     S = None
 
 
-@pytest.fixture(scope="module")
-def answers():
-    try:
-        return load_answers()
-    except ImportError:
-        pytest.skip("no MINISTEER_EXERCISES given and the reference solutions were removed")
+def by_number(numbers, graded=False):
+    marks = lambda n: [pytest.mark.exercise, getattr(pytest.mark, marker(n))] if graded else []
+    return [pytest.param(n, marks=marks(n), id=n) for n in numbers]
 
 
+# ---------------------------------------------------------------- grading the student
+
+
+@pytest.mark.parametrize("number", by_number(EXERCISES, graded=True))
+def test_answer(number, student_answers, capsys):
+    """Grades Exercise N.M in the student's files (``student_answers``: ../conftest.py; the
+    report header names the files)."""
+    path, failure = grade_one(student_answers, number, *EXERCISES[number])
+    if failure:
+        pytest.fail(f"{failure}\n(graded {path or student_answers.source})", pytrace=False)
+    assert f"Exercise {number}" in capsys.readouterr().out  # the checker printed its pass message
+
+
+# ---------------------------------------------------------------- the checkers, on the reference
+
+
+@pytest.mark.skipif(S is None, reason=NO_SOLUTIONS)
 @pytest.mark.parametrize("number", by_number(EXERCISES))
-def test_answer(number, answers, capsys):
-    name, checker, page = EXERCISES[number]
-    if name not in answers:
-        source = os.environ.get("MINISTEER_EXERCISES", "ministeer.exercises.solutions")
-        pytest.fail(f"Exercise {number}: no function {name!r} in {source} (see {page})")
-    assert checker(answers[name]) is True
-    assert f"Exercise {number}" in capsys.readouterr().out  # the pass message was printed
+def test_reference_solution(number, capsys):
+    """Each checker accepts the reference answer (rejects a checker that fails everything)."""
+    name, checker, _ = EXERCISES[number]
+    assert checker(getattr(S, name)) is True
+    assert f"✓ Exercise {number}" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- typical wrong answers
@@ -168,9 +184,9 @@ def _wrong_answers():
     ]
 
 
-@pytest.mark.skipif(S is None, reason="reference solutions removed")
+@pytest.mark.skipif(S is None, reason=NO_SOLUTIONS)
 @pytest.mark.parametrize("number, label, wrong, hint", [
-    pytest.param(n, label, fn, hint, marks=marks(n), id=f"{n}-{label}") for n, label, fn, hint in _wrong_answers()])
+    pytest.param(n, label, fn, hint, id=f"{n}-{label}") for n, label, fn, hint in _wrong_answers()])
 def test_wrong_answer(number, label, wrong, hint):
     checker = EXERCISES[number][1]
     with pytest.raises(ExerciseFailed) as err:
@@ -179,24 +195,181 @@ def test_wrong_answer(number, label, wrong, hint):
     assert hint.lower() in str(err.value).lower(), f"expected a hint about {hint!r}, got: {err.value}"
 
 
+@pytest.mark.skipif(S is None, reason=NO_SOLUTIONS)
 def test_every_exercise_has_wrong_answers():
-    if S is None:
-        pytest.skip("reference solutions removed")
     covered = {n for n, *_ in _wrong_answers()}
     assert covered == set(EXERCISES)
 
 
-# ---------------------------------------------------------------- the starter stubs
+# ---------------------------------------------------------------- what students start from
+
+
+def stub_pages():
+    return sorted(STUBS.glob("page*.py"))
 
 
 @pytest.mark.parametrize("number", by_number(EXERCISES))
 def test_stub(number):
-    """The stub exists, raises NotImplementedError("Exercise N.M: ..."), and the checker says so."""
-    stubs = load_answers(STUBS)
+    """The stub exists and the checker reports it as not implemented, never as a pass."""
+    stubs = load_answers(STUBS, NAMES)
     name, checker, _ = EXERCISES[number]
-    assert name in stubs, f"examples/exercises/ has no stub {name!r} for Exercise {number}"
+    assert name in stubs.functions, f"examples/exercises/ has no stub {name!r} for Exercise {number}"
     with pytest.raises(ExerciseFailed, match=rf"Exercise {number}: not implemented yet \(Exercise {number}:"):
-        checker(stubs[name])
+        checker(stubs.functions[name][0])
+
+
+@pytest.mark.parametrize("page", stub_pages(), ids=lambda p: p.stem)
+def test_stub_runs_as_a_script(page):
+    """Run as a script (or a notebook), a stub's check cells run: the first says "not implemented"
+    (rejects a stub that fails to import, or whose check cells never run)."""
+    first = next(n for n, (name, _, _) in EXERCISES.items() if f"def {name}(" in page.read_text("utf8"))
+    with pytest.raises(ExerciseFailed, match=rf"Exercise {first}: not implemented yet"):
+        runpy.run_path(str(page), run_name="__main__")
+
+
+@pytest.mark.parametrize("page", stub_pages(), ids=lambda p: p.stem)
+def test_stub_is_a_percent_notebook(page, tmp_path):
+    """Each stub is jupytext percent format: a markdown cell states each exercise before the
+    code cell defining its function, and the .ipynb copy runs the same code as the script."""
+    source = page.read_text("utf8")
+    cells = percent_cells(source)
+    assert source.startswith("# %% [markdown]") and cells[0][0] == "markdown"
+    for number, (name, _, _) in EXERCISES.items():
+        if f"def {name}(" not in source:
+            continue
+        code_at = next(i for i, (kind, text) in enumerate(cells) if kind == "code" and f"def {name}(" in text)
+        statement = cells[code_at - 1]
+        assert statement[0] == "markdown" and f"Exercise {number}" in statement[1], \
+            f"{page.name}: no markdown statement of Exercise {number} right before `def {name}`"
+    [notebook] = write_notebooks(page.parent, tmp_path) and [tmp_path / (page.stem + ".ipynb")]
+    nb = json.loads(notebook.read_text("utf8"))
+    assert (nb["nbformat"], nb["nbformat_minor"]) == (4, 4)
+    assert [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]] == cells
+    namespace = {"__name__": "graded"}  # not __main__: defines the functions, skips the checks
+    exec("\n\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"), namespace)
+    assert all(callable(namespace[name]) for name, _, _ in EXERCISES.values() if f"def {name}(" in source)
+    try:
+        import nbformat
+    except ImportError:
+        return  # the structure above is what nbformat 4.4 requires; validate where it is installed
+    nbformat.validate(nbformat.reads(notebook.read_text("utf8"), as_version=4))
+
+
+def test_notebook_command_writes_every_page(tmp_path, capsys):
+    """``ministeer exercises notebook DIR`` writes one .ipynb per stub."""
+    shutil.copytree(STUBS, tmp_path / "my_answers")
+    assert main(["notebook", str(tmp_path / "my_answers")]) == 0
+    written = sorted(p.stem for p in (tmp_path / "my_answers").glob("*.ipynb"))
+    assert written == [p.stem for p in stub_pages()]
+    assert capsys.readouterr().out.count("wrote ") == len(written)
+
+
+# ---------------------------------------------------------------- grading, as docs/exercises.md says
+
+RIGHT_2_1 = "return x @ dW.T"
+WRONG_2_1 = "return x @ (W + dW).T"  # the fine-tuned output, not the shift
+
+
+def answer(folder, page, number, body):
+    """Replace Exercise N.M's `raise NotImplementedError(...)` line in a copied stub with ``body``."""
+    path = folder / page
+    lines = path.read_text("utf8").splitlines(keepends=True)
+    [i] = [i for i, line in enumerate(lines) if f'NotImplementedError("Exercise {number}:' in line]
+    indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+    lines[i] = f"{indent}{body}\n"
+    path.write_text("".join(lines), "utf8")
+
+
+def test_grading_an_untouched_copy_fails_and_names_its_files(tmp_path, capsys, monkeypatch):
+    """`cp -r examples/exercises my_answers; ministeer exercises`: every exercise fails as "not
+    implemented yet", and the first line names the graded files (rejects grading the solutions)."""
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2  # no my_answers/ yet: says how to make it
+    assert "cp -r examples/exercises my_answers" in capsys.readouterr().err
+    shutil.copytree(STUBS, tmp_path / "my_answers")
+    assert main([]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Grading my_answers/: " + ", ".join(p.name for p in stub_pages())
+    assert out[-1] == f"0/{len(EXERCISES)} exercises passed ({len(EXERCISES)} not implemented yet)."
+
+
+def test_grading_a_wrong_then_a_right_answer(tmp_path, capsys):
+    """A wrong answer fails with its hint; the right one passes; the others stay unimplemented."""
+    folder = tmp_path / "my_answers"
+    shutil.copytree(STUBS, folder)
+    answer(folder, "page2_weight_updates_as_shifts.py", "2.1", WRONG_2_1)
+    assert main([str(folder), "--only", "2.1"]) == 1
+    out = capsys.readouterr().out
+    assert "Hint: that is the fine-tuned output itself" in out and "0/1 exercises passed." in out
+    answer_file = folder / "page2_weight_updates_as_shifts.py"
+    answer_file.write_text(answer_file.read_text("utf8").replace(WRONG_2_1, RIGHT_2_1), "utf8")
+    assert main([str(folder), "--only", "2.1"]) == 0
+    assert "✓ Exercise 2.1" in capsys.readouterr().out
+    _, results = grade(folder)
+    assert results["2.1"][1] is None and "not implemented yet" in results["2.2"][1]
+
+
+def test_a_broken_file_is_named(tmp_path, capsys):
+    """A file that does not load is reported by name, and its exercises fail (not a crash)."""
+    shutil.copytree(STUBS, tmp_path / "my_answers")
+    (tmp_path / "my_answers" / "page6_joint_adaptation.py").write_text("def project_read(:\n", "utf8")
+    assert main([str(tmp_path / "my_answers"), "--only", "6.1"]) == 1
+    out = capsys.readouterr().out
+    assert "page6_joint_adaptation.py did not load: SyntaxError" in out and "no function named 'project_read'" in out
+
+
+def _pytest(args, cwd, env_extra=None):
+    env = dict(os.environ, **{NESTED: "1"}, **(env_extra or {}))
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(os.environ.get(NESTED)), reason="already inside a pytest run started by this test")
+def test_pytest_grades_the_students_folder(tmp_path):
+    """``pytest -m exercise_2_1`` as docs/exercises.md writes it grades ``my_answers/`` where it
+    runs, ``--exercises=DIR`` another folder. The header names the graded files first; an
+    unimplemented, a wrong and a right answer give fail, fail, pass."""
+    folder = tmp_path / "my_answers"
+    shutil.copytree(STUBS, folder)
+    answer(folder, "page2_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
+    answer(folder, "page2_weight_updates_as_shifts.py", "2.3", "return x @ dW.T")  # the output shift
+    select = ["-m", "exercise_2_1 or exercise_2_2 or exercise_2_3", "--rootdir", str(ROOT),
+              str(ROOT / "tests" / "test_exercises.py")]
+    for args, graded in ((["-q"], "my_answers"), ([f"--exercises={folder}"], str(folder))):  # -q hides headers
+        out = _pytest(select + args, tmp_path).stdout
+        assert "2 failed, 1 passed" in out, out[-3000:]
+        assert out.startswith(f"Grading {graded}/: page1_model_and_sites.py, page2_"), out[:500]
+        assert "Exercise 2.2: not implemented yet" in out
+        assert "Hint: that is the output shift dW x" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(S is None, reason=NO_SOLUTIONS)
+@pytest.mark.skipif(bool(os.environ.get(NESTED)), reason="already inside a pytest run started by this test")
+def test_suite_passes_without_solutions(tmp_path):
+    """An instructor deletes solutions.py: the exercise and docs tests still pass, the
+    checkers' self-tests skip with a one-line reason (rejects any import of the solutions
+    outside them, and any docs link to the file)."""
+    copy = tmp_path / "repo"
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "site", "runs")
+    for name in ("ministeer", "tests", "docs", "examples", "scripts"):
+        if (ROOT / name).exists():
+            shutil.copytree(ROOT / name, copy / name, ignore=skip)
+    for name in ("conftest.py", "pyproject.toml", "README.md", "mkdocs.yml"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, copy / name)
+    (copy / "ministeer" / "exercises" / "solutions.py").unlink()
+    for path in copy.rglob("*.py"):  # nothing else imports it (docs links: test_docs.py, run below)
+        imports = re.findall(r"^\s*(?:from|import)\s.*\bsolutions\b", path.read_text("utf8"), re.M)
+        assert path.name == "test_exercises.py" or not imports, f"{path.relative_to(copy)}: {imports}"
+    where = subprocess.run([sys.executable, "-c", "import ministeer; print(ministeer.__file__)"], cwd=copy,
+                           capture_output=True, text=True)
+    assert Path(where.stdout.strip()).is_relative_to(copy), "the copy must import its own ministeer"
+    run = _pytest(["-q", "-rs", "tests/test_exercises.py", "tests/test_docs.py", "docs/exercises.md"], copy)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert f"SKIPPED [{len(EXERCISES)}] tests/test_exercises.py" in run.stdout and NO_SOLUTIONS in run.stdout
 
 
 def test_markers_declared(pytestconfig):

@@ -248,3 +248,92 @@ def test_logits_match_transformers(tmp_path, arch, tied):
     with torch.no_grad():
         again = _float64_everywhere(reread)(torch.tensor(tokens)).logits.numpy()
     np.testing.assert_allclose(again, expected, rtol=0, atol=1e-10)
+
+# ---------------------------------------------------------------- reliability: one save, one folder
+
+
+def test_a_crash_between_the_two_renames_is_detected_not_loaded(tmp_path, monkeypatch):
+    """Rejects per-file atomicity alone: killed between the weights' rename and config.json's,
+    a re-save used to leave new weights beside the old config, and load_pretrained loaded the
+    mixture. The config written last records the weights' digest."""
+    import ministeer.hf
+    cfg = Config.llama(n_layers=1)
+    old, new = init_params(cfg, 0), init_params(cfg, 1)
+    save_pretrained(tmp_path, old, cfg)
+    real = ministeer.hf.atomic_write
+    def killed_before_config(path, write):
+        if Path(path).name == "config.json":
+            raise KeyboardInterrupt("killed between the two renames")
+        real(path, write)
+    monkeypatch.setattr(ministeer.hf, "atomic_write", killed_before_config)
+    with pytest.raises(KeyboardInterrupt):
+        save_pretrained(tmp_path, new, cfg.replace(rope_theta=500.0))
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="interrupted save_pretrained"):
+        load_pretrained(tmp_path)
+    save_pretrained(tmp_path, new, cfg)  # the next save repairs the folder
+    assert same_tree(load_pretrained(tmp_path)[0], new)
+
+
+def test_a_changed_config_of_a_saved_folder_is_detected(tmp_path):
+    """Rejects loading a config.json whose numbers changed after the save (a header flip used to
+    change rope_theta or norm_eps silently). Plain HF folders carry no digest and load as before."""
+    cfg = Config.llama(n_layers=1)
+    save_pretrained(tmp_path, init_params(cfg, 0), cfg)
+    text = (tmp_path / "config.json").read_text()
+    (tmp_path / "config.json").write_text(text.replace('"rms_norm_eps": 1e-05', '"rms_norm_eps": 1e-04'))
+    with pytest.raises(CheckpointError, match="config.json was changed after save_pretrained"):
+        load_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/tmp/outside.safetensors", "sub/../../x.safetensors",
+                                   "..\\outside.safetensors"])
+def test_the_shard_index_cannot_leave_the_folder(tmp_path, shard):
+    """Rejects joining any weight_map entry to the folder: '../x' or an absolute path loaded
+    weights from outside it."""
+    cfg = Config.gpt2(n_layers=1, d_model=8, n_heads=2)
+    config, tensors = _hf_gpt2(init_params(cfg, 0), cfg)
+    folder = _write_hf(tmp_path / "model", config, tensors, shards=2)
+    save_arrays(tmp_path / "outside.safetensors", {"transformer.wte.weight": tensors["transformer.wte.weight"]})
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    index["weight_map"]["transformer.wte.weight"] = shard
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match="not a file inside the folder"):
+        load_pretrained(folder)
+
+
+def test_weight_map_decides_between_duplicate_tensors(tmp_path):
+    """Rejects reading every shard and letting the last one win: a stale copy of a tensor in
+    another shard used to replace the one the index names."""
+    cfg = Config.gpt2(n_layers=1, d_model=8, n_heads=2)
+    params = init_params(cfg, 0)
+    config, tensors = _hf_gpt2(params, cfg)
+    folder = _write_hf(tmp_path, config, tensors, shards=2)
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    name = "transformer.wte.weight"
+    other = next(f for f in set(index["weight_map"].values()) if f != index["weight_map"][name])
+    from ministeer.io import load_arrays
+    arrays, _ = load_arrays(folder / other, to_backend=False)
+    save_arrays(folder / other, {**arrays, name: np.zeros_like(tensors[name])})  # stale copy, sorts later
+    assert same_tree(load_pretrained(folder)[0], params)
+    del index["weight_map"][name]  # now neither copy is named: refuse rather than guess
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=f"'{name}' is in both"):
+        load_pretrained(folder)
+
+
+def test_quantized_windowed_and_cross_attention_models_are_refused(tmp_path):
+    """Rejects casting int8 weights to float and ignoring sliding_window or add_cross_attention:
+    each would load a model that computes something else."""
+    _hf_error(tmp_path / "a", "quantized weights", cfg=Config.llama(n_layers=1),
+              config_change=lambda c: c.update(quantization_config={"quant_method": "bitsandbytes"}))
+    _hf_error(tmp_path / "b", r"tensors \['model.norm.weight'\] are int8, not floating point",
+              cfg=Config.llama(n_layers=1),
+              tensors_change=lambda t: t.update({"model.norm.weight": np.ones(32, np.int8)}))
+    _hf_error(tmp_path / "c", "sliding-window attention", cfg=Config.llama(n_layers=1),
+              config_change=lambda c: c.update(sliding_window=16))
+    _hf_error(tmp_path / "d", "cross-attention", config_change=lambda c: c.update(add_cross_attention=True))
+    cfg = Config.llama(n_layers=1)  # a window as long as the context is plain causal attention: honoured
+    config, tensors = _hf_llama(init_params(cfg, 0), cfg)
+    _write_hf(tmp_path / "e", {**config, "sliding_window": cfg.n_ctx}, tensors)
+    assert load_pretrained(tmp_path / "e")[1] == cfg

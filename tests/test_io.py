@@ -214,3 +214,168 @@ def test_save_model_refuses_params_that_do_not_fit_the_config(tmp_path):
     with pytest.raises(CheckpointError, match="missing tensors"):
         save_model(tmp_path / "m.npz", init_params(Config.llama(n_layers=1)), Config.llama(n_layers=2))
     assert files_in(tmp_path) == []
+
+# ---------------------------------------------------------------- strict safetensors (as the package)
+
+
+def _raw_safetensors(path, entries, body):
+    """A hand-made safetensors file: ``entries`` = {name: (dtype, shape, begin, end)}."""
+    header = json.dumps({n: {"dtype": d, "shape": s, "data_offsets": [b, e]} for n, (d, s, b, e) in entries.items()})
+    header += " " * (-len(header) % 8)
+    Path(path).write_bytes(len(header).to_bytes(8, "little") + header.encode() + body)
+
+
+@pytest.mark.parametrize("entries, body, message", [
+    ({"a": ("F64", [2], 0, 16), "b": ("F64", [1], 8, 16)}, bytes(16), "overlaps"),
+    ({"a": ("F64", [1], 0, 8), "b": ("F64", [1], 16, 24)}, bytes(24), "gap of 8 bytes"),
+    ({"a": ("F64", [1], 0, 8)}, bytes(12), "4 bytes after the last tensor"),
+    ({"a": ("F64", [1], 8, 16)}, bytes(16), "gap of 8 bytes"),
+    ({"a": ("F64", [-1], 0, 8)}, bytes(8), "malformed header entry"),
+    ({"a": ("F64", [True], 0, 8)}, bytes(8), "malformed header entry"),
+], ids=["overlap", "gap", "trailing", "leading-gap", "negative-dim", "bool-dim"])
+def test_safetensors_reader_is_as_strict_as_the_package(tmp_path, entries, body, message):
+    """Rejects a reader that only checks each tensor's range (overlaps, gaps, trailing bytes
+    and negative or boolean dimensions used to load); the ``safetensors`` package refuses each too."""
+    path = tmp_path / "x.safetensors"
+    _raw_safetensors(path, entries, body)
+    with pytest.raises(CheckpointError, match=message):
+        load_arrays(path)
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    with pytest.raises(Exception):
+        st_numpy.load_file(str(path))
+
+
+def test_duplicate_header_keys_and_non_string_metadata_are_refused(tmp_path):
+    """Rejects ``json.loads``' last-key-wins: a second entry for a name must not replace the first."""
+    path = tmp_path / "x.safetensors"
+    header = b'{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]},"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}'
+    path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
+    with pytest.raises(CheckpointError, match="duplicate key 'a'"):
+        load_arrays(path)
+    header = b'{"__metadata__":{"n":1},"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}'
+    path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
+    with pytest.raises(CheckpointError, match="strings to strings"):
+        load_arrays(path)
+
+# ---------------------------------------------------------------- verified on load
+
+
+def _flip(path, bit):
+    data = bytearray(Path(path).read_bytes())
+    data[bit // 8] ^= 1 << (bit % 8)
+    Path(path).write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@given(fraction=st.floats(0.0, 1.0, exclude_max=True), bit=st.integers(0, 7))
+def test_every_flipped_bit_is_an_error_or_changes_nothing(suffix, fraction, bit):
+    """Rejects a loader without the digest: a flip in the data (or in a header number such as
+    rope_theta) used to load silently as a different model. Flips in bytes nobody reads
+    (zip timestamps, header padding turned into other whitespace) may load: then the model
+    must be bitwise the saved one."""
+    cfg = Config.llama(n_layers=1, d_model=8, n_heads=2, n_kv_heads=1, d_mlp=8, vocab_size=8)
+    params = random_params(cfg, 0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("model" + suffix)
+        save_model(path, params, cfg)
+        _flip(path, int(fraction * path.stat().st_size) * 8 + bit)
+        try:
+            loaded, loaded_cfg = load_model(path)
+        except CheckpointError:
+            return
+    assert loaded_cfg == cfg and same_tree(loaded, params)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_flipped_data_bit_names_the_digest(tmp_path, suffix):
+    """Rejects a loader that verifies nothing: the last data byte of the file is a weight."""
+    cfg = Config.llama(n_layers=1)
+    path = tmp_path / ("model" + suffix)
+    save_model(path, init_params(cfg, 0), cfg)
+    if suffix == ".safetensors":
+        _flip(path, path.stat().st_size * 8 - 20)
+        with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
+            load_model(path)
+    else:  # npz: edit one stored weight and re-zip, keeping the old digest
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays["model.norm.weight"] = arrays["model.norm.weight"] * 2
+        np.savez(path, **arrays)
+        with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
+            load_model(path)
+
+
+def test_a_damaged_marker_is_not_read_as_an_old_file(tmp_path):
+    """Rejects treating a file whose digest key was damaged as an unverified ministeer 0.1 file."""
+    path = tmp_path / "x.safetensors"
+    save_arrays(path, {"w": np.zeros(2)}, {"k": 1})
+    data = path.read_bytes().replace(b'"sha256"', b'"sha257"')
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match="damaged ministeer header"):
+        load_arrays(path)
+
+
+def test_files_without_a_digest_still_load(tmp_path):
+    """Files of other tools and ministeer 0.1 (the shipped base model) carry no digest: they load."""
+    from ministeer.experiments.pretrain import BASE_PATH
+    params, cfg = load_model(BASE_PATH)
+    assert cfg.vocab_size > 0
+    old = tmp_path / "old.safetensors"  # ministeer 0.1 wrote {"json": ...} only
+    from ministeer.io import write_safetensors
+    write_safetensors(old, {"w": np.ones(2)}, {"json": json.dumps({"k": 1})})
+    arrays, meta = load_arrays(old)
+    assert meta == {"k": 1} and np.array_equal(arrays["w"], np.ones(2))
+
+
+def test_missing_config_fields_are_errors_not_defaults(tmp_path):
+    """Rejects ``Config(**stored)``, which filled a missing rope_theta (or an empty ``{}``) with defaults."""
+    from dataclasses import asdict
+    cfg = Config.llama(n_layers=1, rope_theta=500.0)
+    flat = flatten(init_params(cfg, 0))
+    stored = {k: v for k, v in asdict(cfg).items() if k != "rope_theta"}
+    with pytest.raises(CheckpointError, match=r"lacks fields \['rope_theta'\]"):
+        load_model(_saved_with(tmp_path, cfg, flat, stored))
+    with pytest.raises(CheckpointError, match="lacks fields"):
+        load_model(_saved_with(tmp_path, cfg, flat, {}))
+
+# ---------------------------------------------------------------- durable writes
+
+
+def test_stale_temporaries_of_the_same_target_are_removed(tmp_path):
+    """Rejects leaving the temporaries of killed saves forever: a dead writer's file goes at the
+    next save of that target; a live writer's, and other targets', stay."""
+    cfg = Config.llama(n_layers=1)
+    path = tmp_path / "model.npz"
+    dead = tmp_path / ".model.npz.999999999.ab12cd34.tmp"  # pid above any pid_max
+    live = tmp_path / f".model.npz.{os.getppid()}.ab12cd34.tmp"
+    other = tmp_path / ".other.npz.999999999.ab12cd34.tmp"
+    for p in (dead, live, other):
+        p.write_bytes(b"half")
+    save_model(path, init_params(cfg, 0), cfg)
+    assert files_in(tmp_path) == sorted([live.name, other.name, path.name])
+
+
+def test_files_respect_the_umask_and_are_fsynced(tmp_path, monkeypatch):
+    """Rejects mkstemp's 0600 (other users could not read a shared checkpoint) and a save that
+    never fsyncs the file and its folder (a power cut could lose a finished save)."""
+    import ministeer.io
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(ministeer.io.os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_mode), real_fsync(fd)))
+    old = os.umask(0o027)
+    try:
+        save_arrays(tmp_path / "x.npz", {"w": np.zeros(2)})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.npz").stat().st_mode & 0o777 == 0o640
+    import stat
+    assert [stat.S_ISREG(m) for m in synced] == [True, False]  # the file, then its folder
+
+
+def test_another_tools_sha256_key_is_not_taken_for_ours(tmp_path):
+    """Rejects keying verification on a bare 'sha256' metadata key: other tools may write one."""
+    from ministeer.io import write_safetensors
+    path = tmp_path / "theirs.safetensors"
+    write_safetensors(path, {"w": np.ones(2)}, {"format": "pt", "sha256": "of something else"})
+    arrays, meta = load_arrays(path)
+    assert meta == {} and np.array_equal(arrays["w"], np.ones(2))

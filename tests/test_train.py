@@ -84,13 +84,15 @@ def test_same_seed_same_losses_bitwise():
 
 
 def test_nan_loss_stops_naming_the_step_with_the_last_good_params():
+    """``last_good`` are the parameters of the newest step whose loss was seen finite (step 2
+    here), not those the NaN loss was computed from."""
     w0 = np.array([1.0, -2.0])
     objective = lambda w, step: anp.sum(w * w) * (np.nan if step == 3 else 1.0)
     with pytest.raises(TrainingDiverged, match="step 3") as err:
         fit(objective, w0, lambda step: step, steps=10, lr=0.1)
-    assert err.value.step == 3
-    three_good_steps = fit(objective, w0, lambda step: step, steps=3, lr=0.1).params
-    assert np.array_equal(err.value.last_good, three_good_steps)
+    assert err.value.step == 3 and err.value.good_step == 2
+    two_good_steps = fit(objective, w0, lambda step: step, steps=2, lr=0.1).params
+    assert np.array_equal(err.value.last_good, two_good_steps)
 
 
 @primitive
@@ -211,3 +213,159 @@ def test_adam_first_step_is_lr_times_sign(seed):
     c = np.random.default_rng(seed).normal(size=5)
     w = fit(_linear_objective(c), np.zeros(5), lambda s: None, steps=1, lr=0.3, eps=0.0).params
     np.testing.assert_allclose(w, -0.3 * np.sign(c), **EXACT)
+
+# ---------------------------------------------------------------- no hangs, no silent wrong answers
+
+
+class _Hung(Exception):
+    pass
+
+
+def _within(seconds, fn):
+    """Run ``fn``; a hang becomes a test failure instead of a stuck suite (POSIX timers)."""
+    import signal
+    def alarm(*_):
+        raise _Hung(f"still running after {seconds} s")
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_empty_or_exhausted_data_is_an_error_not_a_hang():
+    """Rejects ``while True: yield from data``, which spun at 100% CPU on ``[]`` and on a
+    one-shot iterator shorter than ``steps``."""
+    objective = lambda w, batch: anp.sum(w * batch)
+    with pytest.raises(ValueError, match="data yielded no batch"):
+        _within(5, lambda: fit(objective, np.ones(2), [], steps=1))
+    with pytest.raises(ValueError, match="ran out after 1 batches, but steps=3"):
+        _within(5, lambda: fit(objective, np.ones(2), iter([1.0]), steps=3))
+    assert len(_within(5, lambda: fit(objective, np.ones(2), iter([1.0, 2.0, 3.0]), steps=3)).losses) == 3
+
+
+def _model_objective(w, batch):
+    return loss_fn(w, batch, CFG)
+
+
+@pytest.mark.parametrize("lr, steps", [(1e300, 3), (1e150, 3), (1e100, 5)])
+def test_last_good_is_finite_and_its_loss_was_finite(lr, steps):
+    """Rejects handing back the parameters the non-finite loss came from (they held inf/NaN or
+    gave a NaN loss) and an unchecked last update (steps=1 returned inf params silently)."""
+    params = init_params(CFG, 3)
+    with pytest.raises(TrainingDiverged) as err, np.errstate(all="ignore"):  # overflow is the point
+        fit(_model_objective, params, counting_batches, steps=steps, lr=lr)
+    good = err.value.last_good
+    assert all(np.isfinite(a).all() for _, a in named_leaves(good))
+    assert np.isfinite(float(loss_fn(good, counting_batches(err.value.good_step), CFG)))
+
+
+def test_the_last_update_is_checked():
+    """Rejects a loop that checks only at the start of a step: with eps=0 a leaf whose gradient
+    is exactly 0 gets 0/0 = NaN in its update, and a one-step run returned it silently."""
+    objective = lambda w, b: anp.sum(w[:1])  # w[1] is unused: zero gradient
+    with pytest.raises(TrainingDiverged, match=r"update of step 0 made 'trainable' non-finite") as err, \
+            np.errstate(invalid="ignore"):
+        fit(objective, np.ones(2), lambda s: None, steps=1, eps=0.0)
+    assert np.array_equal(err.value.last_good, np.ones(2)) and err.value.good_step == 0
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(lr=float("nan")), "lr must be a finite number"), (dict(lr=-1e-3), "lr must be"),
+    (dict(betas=(1.0, 0.999)), "betas must be two numbers in"), (dict(betas=(0.9,)), "betas"),
+    (dict(eps=float("inf")), "eps must be"), (dict(clip=0.0), "clip must be None or a finite number > 0"),
+    (dict(clip=-1.0), "clip must be"), (dict(steps=-1), "steps must be an int >= 0"),
+    (dict(steps=2.5), "steps must be"), (dict(steps=True), "steps must be"), (dict(warmup=-1), "warmup"),
+    (dict(schedule="step"), "schedule='step'"), (dict(weight_decay=float("nan")), "weight_decay"),
+    (dict(group_lr={"a": float("nan")}), r"group_lr\['a'\]"),
+    (dict(checkpoint_every=0, checkpoint_dir="x"), "checkpoint_every must be"),
+    (dict(checkpoint_every=2), "checkpoint_every needs checkpoint_dir"), (dict(keep=0), "keep must be"),
+])
+def test_meaningless_settings_are_refused_before_training(settings, message):
+    """Rejects AdamW running with NaN or negative rates, beta = 1 (division by 0: NaN params
+    returned silently) or clip <= 0 (turns descent into ascent)."""
+    calls = []
+    objective = lambda w, b: (calls.append(1), anp.sum(w["a"]))[1]
+    with pytest.raises(ValueError, match=message):
+        fit(objective, {"a": np.ones(2)}, lambda s: None, **{"steps": 3, **settings})
+    assert calls == []
+
+
+def test_nan_initial_state_and_empty_mask_name_their_cause():
+    """Rejects "lower the learning rate" for problems no learning rate causes."""
+    bad = {"w": np.array([1.0, np.nan])}
+    with pytest.raises(ValueError, match=r"initial trainable 'w' holds NaN"):
+        fit(lambda t, b: anp.sum(t["w"]), bad, lambda s: None, steps=3)
+    mask = np.zeros((8, 12))
+    with pytest.raises(ValueError, match="mask selects no position"):
+        fit(lambda p, b: loss_fn(p, b, CFG, mask=mask), init_params(CFG, 0), counting_batches, steps=2)
+    with pytest.raises(TrainingDiverged, match="first step: the objective or the batch produces it"):
+        fit(lambda w, b: anp.sum(w) * np.nan, np.ones(2), lambda s: None, steps=2)
+
+# ---------------------------------------------------------------- checkpoints and bitwise resume
+
+SETTINGS = dict(lr=1e-2, schedule="cosine", warmup=3, clip=1.0, weight_decay=0.01)
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_at(k):
+    def callback(step, loss, trainable):
+        if step + 1 == k:
+            raise _Crash(f"simulated kill after step {k}")
+    return callback
+
+
+@pytest.mark.parametrize("data", [counting_batches, [counting_batches(i) for i in range(3)]], ids=["fn", "list"])
+def test_ten_plus_ten_steps_equal_twenty_bitwise(tmp_path, data):
+    """Rejects a resume that restarts Adam's moments, the schedule or the data order (10 + 10
+    steps used to differ from 20 by up to 0.012)."""
+    objective = lambda p, b: loss_fn(p, b, CFG)
+    straight = fit(objective, init_params(CFG, 0), data, steps=20, **SETTINGS)
+    with pytest.raises(_Crash):
+        fit(objective, init_params(CFG, 0), data, steps=20, checkpoint_dir=tmp_path, checkpoint_every=10,
+            callback=_crash_at(13), **SETTINGS)
+    resumed = fit(objective, init_params(CFG, 0), data, steps=20, checkpoint_dir=tmp_path, resume=True, **SETTINGS)
+    assert resumed.losses == straight.losses
+    assert _bitwise_equal(resumed.params, straight.params)
+
+
+def test_checkpoints_keep_the_newest_k_and_resume_refuses_another_run(tmp_path):
+    """Rejects keeping every checkpoint, and silently continuing a run under other settings,
+    another trainable tree, or from a file that is not a training state."""
+    from ministeer.checkpoints import list_checkpoints
+    from ministeer.io import CheckpointError, save_arrays
+    objective = lambda w, b: anp.sum((w["a"] - b) ** 2)
+    start = {"a": np.zeros(3)}
+    fit(objective, start, lambda s: float(s), steps=7, lr=0.1, checkpoint_dir=tmp_path, checkpoint_every=2, keep=2)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [6, 7]
+    with pytest.raises(CheckpointError, match=r"optimizer settings differ in \['lr'\]"):
+        fit(objective, start, lambda s: float(s), steps=7, lr=0.2, resume=tmp_path)
+    with pytest.raises(CheckpointError, match=r"run differ"):
+        fit(objective, start, lambda s: float(s), steps=7, lr=0.1, resume=tmp_path, run={"method": "lora"})
+    with pytest.raises(CheckpointError, match=r"different trainable tree"):
+        fit(objective, {"a": np.zeros(4)}, lambda s: float(s), steps=7, lr=0.1, resume=tmp_path)
+    save_arrays(tmp_path / "other.safetensors", {"w": np.zeros(2)}, {"format": "x"})
+    with pytest.raises(CheckpointError, match="not a training-state checkpoint"):
+        fit(objective, start, lambda s: float(s), steps=7, lr=0.1, resume=tmp_path / "other.safetensors")
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        fit(objective, start, lambda s: float(s), steps=7, lr=0.1, resume=tmp_path / "nothing.safetensors")
+    fresh = fit(objective, start, lambda s: float(s), steps=2, lr=0.1, checkpoint_dir=tmp_path / "new", resume=True)
+    assert len(fresh.losses) == 2  # resume=True with nothing to resume starts afresh
+
+
+def test_a_corrupt_checkpoint_is_refused_not_resumed(tmp_path):
+    """Rejects resuming from a checkpoint whose bytes changed (the digest is checked)."""
+    from ministeer.io import CheckpointError
+    objective = lambda w, b: anp.sum((w - b) ** 2)
+    fit(objective, np.zeros(3), lambda s: float(s), steps=2, lr=0.1, checkpoint_dir=tmp_path)
+    path = next(tmp_path.iterdir())
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 4
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
+        fit(objective, np.zeros(3), lambda s: float(s), steps=2, lr=0.1, resume=path)

@@ -25,14 +25,17 @@ composition), tests/test_adapters_backend.py (the same on the CuPy code path).
 """
 import itertools
 import json
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np  # host side only: seeded initialization
+from autograd.tracer import getval
 
 from ..backend import from_numpy
 from ..model import loss_fn, forward
-from ..sites import resolve_hooks
+from ..sites import resolve_hooks, site_names
 from .positions import position_mask, prompt_lengths_from_mask
 
 
@@ -110,6 +113,59 @@ def init_adapter(cfg, spec, seed=0):
     return Adapter(spec, {g: {leaf: from_numpy(a, cfg.dtype) for leaf, a in p.items()} for g, p in host.items()})
 
 
+def check_rank(r, what="rank r"):
+    """A rank is a positive int (``True`` is an int to Python, but not a rank)."""
+    if not isinstance(r, numbers.Integral) or isinstance(r, bool) or r < 1:
+        raise ValueError(f"{what} must be a positive int, got {r!r}")
+    return int(r)
+
+
+def check_scale(alpha, what="alpha"):
+    """A scale such as LoRA's or the steering adapter's alpha: a finite, nonzero number
+    (0 would freeze the adapter at a no-op: its gradient is 0 too)."""
+    if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha == 0:
+        raise ValueError(f"{what} must be a finite nonzero number, got {alpha!r}")
+    return float(alpha)
+
+
+def check_adapter(cfg, name, adapter):
+    """Raise a ``ValueError`` naming the first array of ``adapter`` whose shape is not what its
+    spec and ``cfg`` imply (built for another model width, another rank, or edited by hand)."""
+    if adapter.kind == "full":
+        return  # its params are the base tree: forward checks them against cfg
+    sites = adapter.spec.get("sites", ())
+    unknown = [s for s in sites if s not in set(site_names(cfg))] if sites else []
+    if unknown:
+        raise ValueError(f"adapter {name!r} ({adapter.kind}) does not fit this model: it edits {unknown[:3]}, "
+                         f"which this config has no site for (built for a deeper model?)")
+    try:
+        expected = get_kind(adapter.kind).shapes(cfg, adapter.spec)
+    except (KeyError, ValueError, IndexError) as err:
+        raise ValueError(f"adapter {name!r} ({adapter.kind}) does not fit this model: {err}") from None
+    params = _as_dict(adapter.params)  # under fit, autograd boxes the dicts
+    for group, leaves in expected.items():
+        for leaf, shape in leaves.items():
+            got = _as_dict(params.get(group)).get(leaf)
+            if got is None:
+                raise ValueError(f"adapter {name!r} ({adapter.kind}) has no array {leaf!r} for {group!r}")
+            if tuple(got.shape) != tuple(shape):
+                raise ValueError(f"adapter {name!r} ({adapter.kind}): {group}/{leaf} has shape {list(got.shape)}, "
+                                 f"but its spec on this model needs {list(shape)} (built for another width "
+                                 "or rank?)")
+    extra = sorted(set(params) - set(expected))
+    if extra:
+        raise ValueError(f"adapter {name!r} ({adapter.kind}) has arrays for {extra}, which its spec does not list")
+
+
+def _as_dict(node):
+    node = getval(node)
+    return node if isinstance(node, dict) else {}
+
+
+def check_adapters(cfg, adapters):
+    for name, a in as_adapters(adapters).items():
+        check_adapter(cfg, name, a)
+
 # ---------------------------------------------------------------- applying a set of adapters
 
 
@@ -185,6 +241,7 @@ def _all_hooks(cfg, adapters, hooks, prompt_lengths, draws=None):
 
 def adapted_forward(params, adapters, tokens, cfg, hooks=None, prompt_lengths=None):
     """Logits [B, T, V] of the base ``params`` with ``adapters`` applied (one call, any mix)."""
+    check_adapters(cfg, adapters)
     return forward(adapted_params(params, adapters), tokens, cfg, _all_hooks(cfg, adapters, hooks, prompt_lengths))
 
 
@@ -193,6 +250,7 @@ def adapted_loss(params, adapters, tokens, cfg, mask=None, targets=None, hooks=N
     """``model.loss_fn`` with adapters. ``mask`` [B, T] = 1 on supervised completion tokens;
     it also fixes the prompt length for pyreft-style ``"f<k>+l<k>"`` positions.
     ``draws``: a training step's random draws (see ``adapter_hooks``); None = evaluation mode."""
+    check_adapters(cfg, adapters)
     if prompt_lengths is None and mask is not None:
         prompt_lengths = prompt_lengths_from_mask(mask)
     return loss_fn(adapted_params(params, adapters), tokens, cfg, targets=targets, mask=mask,
@@ -246,6 +304,10 @@ def objective(params, adapters, cfg, seed=0, stepwise=False):
     kinds = {name: get_kind(a.kind) for name, a in adapters.items()}
     calls = itertools.count()
 
+    def resume_at(step):  # fit, resuming at ``step``, continues the count (and so the draws) there
+        nonlocal calls
+        calls = itertools.count(step)
+
     def loss(trainable, batch):
         if not isinstance(batch, dict):
             batch = {"tokens": batch}
@@ -266,4 +328,5 @@ def objective(params, adapters, cfg, seed=0, stepwise=False):
             if kinds[name].penalty is not None:
                 value = value + kinds[name].penalty(cfg, a.spec, a.params, step)
         return value
+    loss.resume_at = resume_at
     return loss

@@ -19,7 +19,7 @@ import numpy as np  # host side only: initialization
 from ..model import param_shapes
 from ..sites import check_layers
 from ..tree import get_path, set_path
-from .core import Adapter, Kind, init_adapter, make_spec, register
+from .core import Adapter, Kind, check_rank, check_scale, init_adapter, make_spec, register
 
 SHORT_NAMES = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
                "o": "self_attn.o_proj", "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
@@ -67,9 +67,10 @@ def scaling(spec):
 
 
 def _resolve(cfg, spec):
-    if not isinstance(spec["r"], int) or spec["r"] < 1:
-        raise ValueError(f"LoRA rank r must be a positive int, got {spec['r']!r}")
-    return {**spec, "modules": resolve_targets(cfg, spec["targets"], spec["layers"])}
+    if not isinstance(spec["rslora"], bool):
+        raise ValueError(f"rslora must be True or False, got {spec['rslora']!r}")
+    return {**spec, "r": check_rank(spec["r"], "LoRA rank r"), "alpha": check_scale(spec["alpha"], "LoRA alpha"),
+            "modules": resolve_targets(cfg, spec["targets"], spec["layers"])}
 
 
 def _shapes(cfg, spec):

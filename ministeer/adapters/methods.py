@@ -138,7 +138,8 @@ def build_method(name, cfg, params=None, seed=0, **overrides):
 
 def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedule="linear", warmup=None,
                  weight_decay=0.0, clip=None, group_lr=None, orth_every=None, adapters=None,
-                 progress=False, callback=None, intervene_last=False, **overrides):
+                 progress=False, callback=None, intervene_last=False, checkpoint_dir=None, checkpoint_every=None,
+                 keep=2, resume=None, **overrides):
     """Train method ``name`` on ``data`` against the frozen base ``params``.
 
     data -- ``fit``'s data: a function ``step -> batch`` or an iterable of batches, each
@@ -153,6 +154,9 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
             To evaluate such adapters, every row's current last token must sit at the last
             position (batch size 1, or prompts of equal length): ``"last"`` is the last
             position of the input, not of each row.
+    checkpoint_dir, checkpoint_every, keep, resume -- ``fit``'s training-state checkpoints; the
+            method name and the adapter specs are stored with them, so a resume under other
+            ones is refused. Not for methods with their own staged training (LoFiT).
     overrides -- adapter fields, e.g. ``r=4``, ``activation="relu"``, ``lora={"r": 16}``.
     Returns ``(adapters, FitResult)``; the base ``params`` are never modified.
     """
@@ -177,7 +181,12 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
                    warmup=math.ceil(0.03 * steps) if warmup is None else warmup, progress=progress, callback=callback)
     lr = METHODS[name].lr if lr is None else lr
     if METHODS[name].train is not None:
+        if checkpoint_dir is not None or resume not in (None, False):
+            raise ValueError(f"{name} trains in stages with its own train function: training-state checkpoints "
+                             "(checkpoint_dir=, resume=) are not supported for it")
         return METHODS[name].train(params, cfg, data, steps=steps, lr=lr, seed=seed, adapters=adapters, **options)
     result = fit(objective(params, adapters, cfg, seed, stepwise=intervene_last), trainable_of(adapters), data,
-                 steps=steps, lr=lr, **options)
+                 steps=steps, lr=lr, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, keep=keep,
+                 resume=resume, run={"method": name, "specs": {n: a.spec for n, a in adapters.items()},
+                                     "seed": seed, "intervene_last": intervene_last}, **options)
     return with_trainable(adapters, result.params), result

@@ -12,8 +12,9 @@ from ..backend import as_backend_array, raw
 def check_positions(positions):
     """Validate a positions spec; returns it in JSON form (a bool mask becomes a list)."""
     if positions is None or isinstance(positions, str):
-        if positions not in (None, "last"):
-            parse_first_last(positions)
+        if positions not in (None, "last") and parse_first_last(positions) == (0, 0):
+            raise ValueError(f"positions={positions!r} selects no position (f0 / l0 edit nothing); "
+                             "use e.g. 'f1+l1', or None for every position")
         return positions
     arr = np.asarray(positions)
     if arr.dtype == bool and arr.ndim in (1, 2):

@@ -26,7 +26,7 @@ import numpy as np  # host side only: initialization
 
 from ..backend import from_numpy, to_numpy, xp
 from ..sites import select_sites
-from .core import Kind, init_adapter, make_spec, register
+from .core import Kind, check_rank, init_adapter, make_spec, register
 from .positions import check_positions
 from .steer import kaiming_uniform, width
 
@@ -45,8 +45,7 @@ def orthonormal_rows(X):
 
 
 def _resolve(cfg, spec):
-    if not isinstance(spec["r"], int) or spec["r"] < 1:
-        raise ValueError(f"ReFT rank r must be a positive int, got {spec['r']!r}")
+    spec = {**spec, "r": check_rank(spec["r"], "ReFT rank r")}
     sites = select_sites(cfg, spec["sites"], spec["layers"], flat_only=True)
     too_wide = [s for s in sites if spec["r"] > width(cfg, s)]
     if too_wide and spec["kind"] in ORTHONORMAL:

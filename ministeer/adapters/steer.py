@@ -15,12 +15,15 @@ so the adapter starts as an exact no-op. The same adapter placed at ``hook_attn_
 ``pre_mlp`` (``ln2.hook_normalized``) or ``post_mlp`` (``hook_mlp_out``) gives the paper's
 site comparison at equal parameter count (docs/04-where-to-steer.md). Tests: tests/test_adapters_core.py.
 """
+import math
+import numbers
+
 import numpy as np  # host side only: initialization
 
 from .. import ops
 from ..backend import xp
 from ..sites import select_sites, site_shape
-from .core import Kind, init_adapter, make_spec, register
+from .core import Kind, check_rank, check_scale, init_adapter, make_spec, register
 from .positions import check_positions
 
 ACTIVATIONS = {
@@ -83,11 +86,12 @@ def steering_vector(cfg, sites="post_block", layers=None, positions=None):
 
 
 def _lowrank_resolve(cfg, spec):
-    if not isinstance(spec["r"], int) or spec["r"] < 1:
-        raise ValueError(f"rank r must be a positive int, got {spec['r']!r}")
-    return {**spec, "sites": select_sites(cfg, spec["sites"], spec["layers"], flat_only=True),
-            "activation": check_activation(spec["activation"]), "alpha": float(spec["alpha"]),
-            "positions": check_positions(spec["positions"])}
+    init_scale = spec["init_scale"]
+    if not isinstance(init_scale, numbers.Real) or isinstance(init_scale, bool) or not math.isfinite(init_scale):
+        raise ValueError(f"init_scale must be a finite number, got {init_scale!r}")
+    return {**spec, "r": check_rank(spec["r"]), "sites": select_sites(cfg, spec["sites"], spec["layers"], flat_only=True),
+            "activation": check_activation(spec["activation"]), "alpha": check_scale(spec["alpha"]),
+            "positions": check_positions(spec["positions"]), "init_scale": float(init_scale)}
 
 
 def _lowrank_shapes(cfg, spec):

@@ -1,25 +1,22 @@
 """Classroom exercises: a checker per exercise, in the ARENA manner (it takes *your* function).
 
-In a notebook::
+In a notebook (or a stub file opened as one)::
 
     from ministeer.exercises import check_linear_shift
     check_linear_shift(my_linear_shift)      # prints a pass message, or raises with a hint
 
-From the shell, grade a file of answers (a copy of ``examples/exercises/``)::
+From the shell, grade *your* files, a copy of ``examples/exercises/``::
 
-    MINISTEER_EXERCISES=my_answers/ pytest tests/test_exercises.py -m exercise_2_1
-    ministeer exercises my_answers/ --only 2.1
+    cp -r examples/exercises my_answers
+    ministeer exercises                       # grades my_answers/ (or: ministeer exercises DIR)
+    pytest -m exercise_2_1                    # the same for one exercise (or: --exercises DIR)
+    ministeer exercises notebook my_answers   # .ipynb copies of the stubs
 
-Without ``MINISTEER_EXERCISES`` the tests grade ``ministeer/exercises/solutions.py``, the
-reference answers: delete that one module to hand the package to students.
+Nothing here imports ``solutions.py``, the reference answers: an instructor may delete it.
 
 ``EXERCISES`` lists every exercise: number -> (function name, checker, docs page).
 """
-import importlib
-import importlib.util
-import os
 import sys
-from pathlib import Path
 
 from .ch1_sites import check_add_at_position, check_resid_post
 from .ch2_shifts import check_first_order_shift, check_input_shift, check_linear_shift
@@ -29,6 +26,7 @@ from .ch5_params import (BROKEN_CONSTANT_STEERS, check_best_constant_steer, chec
                          check_loreft, check_post_block_adapter, check_post_block_param_count)
 from .ch6_joint import check_project_read, check_project_write
 from .common import ExerciseFailed
+from .grading import COPY_HINT, DEFAULT_DIR, Answers, AnswersNotFound, default_source, grade_one, load_answers
 
 EXERCISES = {  # number -> (the function the student writes, its checker, the docs page)
     "1.1": ("resid_post", check_resid_post, "docs/01-model-and-sites.md"),
@@ -48,68 +46,36 @@ EXERCISES = {  # number -> (the function the student writes, its checker, the do
     "6.2": ("project_write", check_project_write, "docs/06-joint-adaptation.md"),
 }
 
-ENV_VAR = "MINISTEER_EXERCISES"
-
 
 def marker(number):
     """``"2.1" -> "exercise_2_1"``, the pytest marker that grades one exercise."""
     return "exercise_" + number.replace(".", "_")
 
 
-def _load_file(path):
-    name = f"_ministeer_student_{abs(hash(str(path.resolve())))}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # so hypothesis and pickling can find it
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_answers(source=None):
-    """``{function name: function}`` from ``source``: a .py file, a folder of them, or a module name.
-
-    ``source=None`` reads the ``MINISTEER_EXERCISES`` environment variable and falls back
-    to the reference solutions (``ImportError`` if an instructor removed them).
-    """
-    source = source or os.environ.get(ENV_VAR) or "ministeer.exercises.solutions"
-    path = Path(source)
-    if path.suffix == ".py" or path.is_dir():
-        if not path.exists():
-            raise FileNotFoundError(f"{ENV_VAR}={source!r}: no such file or folder")
-        files = sorted(path.glob("*.py")) if path.is_dir() else [path]
-        modules = [_load_file(f) for f in files if not f.name.startswith("_")]
-    else:
-        modules = [importlib.import_module(source)]
-    wanted = {name for name, _, _ in EXERCISES.values()}
-    return {name: getattr(m, name) for m in modules for name in wanted if hasattr(m, name)}
-
-
 def grade(source=None, only=None):
-    """Run the checkers on the answers in ``source``; returns ``{number: None or error message}``."""
-    answers = load_answers(source)
-    results = {}
-    for number, (name, checker, page) in EXERCISES.items():
-        if only and number not in only:
-            continue
-        if name not in answers:
-            results[number] = f"Exercise {number}: no function named {name!r} found (see {page})"
-            continue
-        try:
-            checker(answers[name])
-            results[number] = None
-        except ExerciseFailed as err:
-            results[number] = str(err)
-    return results
+    """Grade the student's files at ``source`` (default: ``my_answers``):
+    ``(Answers, {number: (file, None or failure)})``."""
+    wanted = [name for name, _, _ in EXERCISES.values()]
+    answers = load_answers(source or default_source(), wanted)
+    results = {number: grade_one(answers, number, *entry)
+               for number, entry in EXERCISES.items() if not only or number in only}
+    return answers, results
 
 
 def main(argv=()):
-    """``ministeer exercises [PATH] [--only 2.1 ...]``: grade a file or folder of answers."""
-    import argparse
-    parser = argparse.ArgumentParser(prog="ministeer exercises",
-                                     description="Grade exercise answers (default: the reference solutions).")
-    parser.add_argument("source", nargs="?", help=f"a .py file or folder of answers (default: ${ENV_VAR} "
-                                                  "or ministeer.exercises.solutions)")
-    parser.add_argument("--only", nargs="+", metavar="N.M", choices=sorted(EXERCISES),
+    """``ministeer exercises [PATH] [--only 2.1 ...]``, ``--list``, or ``notebook DIR``."""
+    from ..usage import Parser  # argparse whose errors are one line, exit 2 (ministeer.cli)
+    argv = list(argv)
+    if argv[:1] == ["notebook"]:
+        from .notebook import main as notebook_main
+        return notebook_main(argv[1:])
+    parser = Parser(
+        prog="ministeer exercises",
+        description="Grade your exercise answers. `ministeer exercises notebook DIR` writes .ipynb copies.")
+    parser.add_argument("source", nargs="?", default=None,
+                        help=f"a .py file or a folder of them (default: {DEFAULT_DIR}/, made by `{COPY_HINT}`, "
+                             "or $MINISTEER_EXERCISES)")
+    parser.add_argument("--only", nargs="+", metavar="N.M", choices=list(EXERCISES),
                         help="grade only these exercises")
     parser.add_argument("--list", action="store_true", help="list the exercises and exit")
     args = parser.parse_args(argv)
@@ -117,14 +83,24 @@ def main(argv=()):
         for number, (name, _, page) in EXERCISES.items():
             print(f"{number:<5} {name:<26} {page}   (pytest -m {marker(number)})")
         return 0
-    results = grade(args.source, args.only)
-    failed = {n: msg for n, msg in results.items() if msg}
-    for msg in failed.values():
-        print("✗", msg)
-    print(f"{len(results) - len(failed)}/{len(results)} exercises passed.")
+    try:
+        answers, results = grade(args.source, args.only)
+    except AnswersNotFound as err:
+        print(f"ministeer exercises: {err}", file=sys.stderr)
+        return 2
+    print(answers.describe())  # first: what is being graded
+    for path, why in answers.errors.items():
+        print(f"✗ {path} did not load: {why}")
+    failed = {number: (path, msg) for number, (path, msg) in results.items() if msg}
+    for number, (path, msg) in failed.items():
+        print(f"✗ {msg}" + (f"  [{path}]" if path else ""))
+    todo = sum("not implemented yet" in msg for _, msg in failed.values())
+    note = f" ({todo} not implemented yet)" if todo else ""
+    print(f"{len(results) - len(failed)}/{len(results)} exercises passed{note}.")
     return 1 if failed else 0
 
 
-__all__ = ["EXERCISES", "BROKEN_CONSTANT_STEERS", "ExerciseFailed", "UpdateProblem", "grade", "load_answers",
+__all__ = ["EXERCISES", "BROKEN_CONSTANT_STEERS", "Answers", "AnswersNotFound", "ExerciseFailed", "UpdateProblem",
+           "grade", "load_answers",
            "marker", "unreachable_norms", "unreachable_site_problem"] + \
           [checker.__name__ for _, checker, _ in EXERCISES.values()]

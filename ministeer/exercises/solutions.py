@@ -1,18 +1,19 @@
 """Reference solutions to every exercise. An instructor may delete this one module.
 
 Nothing else in ministeer imports it: the checkers compute their answers their own way,
-and ``tests/test_exercises.py`` skips its reference checks when this file is gone.
+and ``tests/test_exercises.py`` skips its reference checks, with a one-line reason, when
+this file is gone. To grade it like a student's file: ``ministeer exercises ministeer/exercises/solutions.py``.
 Each answer is the shortest clear version; the docs page named in each docstring derives it.
 """
 import math
 
-import numpy as np  # host side only in 2.4's property (drawing test data)
+import numpy as np  # host side (SVD, least squares, and drawing data in 5.2's property)
 from autograd import make_jvp
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from ..backend import raw, xp
-from ..model import run_with_cache
+from ministeer.backend import raw, xp  # absolute imports: graders load this file by path too
+from ministeer.model import run_with_cache
 
 # ---------------------------------------------------------------- 1. the model and its sites
 
@@ -74,7 +75,7 @@ def unreachable_part(W_d, dW_d, M):
 
 def find_unreachable_site(problem):
     """4.1 -- measure each layer's unreachable part (Exercise 3.2) and answer the worst one."""
-    from ..tree import get_path
+    from ministeer.tree import get_path
     names = [f"blocks.{l}.mlp.hook_post" for l in range(problem.cfg.n_layers)]
     _, cache = run_with_cache(problem.params, problem.tokens, problem.cfg, names=names)
     norms = []

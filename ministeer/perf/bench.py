@@ -28,6 +28,7 @@ import numpy as np  # host side: token batches and timing arithmetic
 from .. import ops
 from ..backend import from_numpy, get_backend, set_backend, to_numpy
 from ..model import Config, forward, init_params, loss_fn
+from ..usage import Parser, positive_int
 from .allocator import tune_allocator
 
 CONFIGS = {  # name -> (d_model, n_layers, n_heads, T, B); vocabulary 256 (bytes)
@@ -162,19 +163,33 @@ def _reexec_if_needed(args, argv):
     return os.execve(sys.executable, [sys.executable, "-m", "ministeer", "bench", *argv], env)
 
 
+def _names_from(valid, what):
+    """argparse type: a comma list whose every item is in ``valid``."""
+    def parse(text):
+        names = [n for n in text.split(",") if n]
+        unknown = [n for n in names if n not in valid]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"unknown {what} {unknown or text!r}; valid: {sorted(valid)}")
+        return names
+    return parse
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="ministeer bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", default="numpy", help="numpy, cupy or fakecupy (default numpy)")
-    parser.add_argument("--configs", default="c1,c2,c3", help=f"comma list from {sorted(CONFIGS)}")
-    parser.add_argument("--presets", default="gpt2,llama")
-    parser.add_argument("--dtypes", default="float32,float64")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = Parser(prog="ministeer bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "fakecupy"],
+                        help="numpy, cupy or fakecupy (default numpy)")
+    parser.add_argument("--configs", default="c1,c2,c3", type=_names_from(CONFIGS, "config"),
+                        help=f"comma list from {sorted(CONFIGS)}")
+    parser.add_argument("--presets", default="gpt2,llama", type=_names_from(("gpt2", "llama"), "preset"))
+    parser.add_argument("--dtypes", default="float32,float64", type=_names_from(("float32", "float64"), "dtype"))
+    parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--composed", default="", help="primitives to replace by their plain "
                         f"composition: a comma list from {sorted(ops.PRIMITIVES)}, or 'all'")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if installed")
-    parser.add_argument("--profile", metavar="CONFIG", help="profile a training step instead of timing")
-    parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: all cores)")
+    parser.add_argument("--profile", metavar="CONFIG", choices=sorted(CONFIGS),
+                        help="profile a training step instead of timing")
+    parser.add_argument("--threads", type=positive_int, help="BLAS and torch threads (default: all cores)")
     parser.add_argument("--keep-env", action="store_true", help=f"keep {'/'.join(SLOW_BLAS_ENV)} if set")
     args = parser.parse_args(argv)
     _reexec_if_needed(args, argv)
@@ -201,22 +216,22 @@ def main(argv=None):
     with composed_ops(composed):
         if args.profile:
             d, L, H, T, B = CONFIGS[args.profile]
-            cfg = make_config(args.profile, args.presets.split(",")[0], args.dtypes.split(",")[0])
+            cfg = make_config(args.profile, args.presets[0], args.dtypes[0])
             print(profile(cfg, rng.integers(0, 256, (B, T + 1))))
             return 0
         torch = _torch(args)
         if torch:
             torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
-            for preset in args.presets.split(","):
+            for preset in args.presets:
                 print(f"torch {torch.__version__} ({torch.get_num_threads()} threads) matches ours ({preset}): "
                       f"max |logit diff| {check_torch_matches(preset):.1e} in float64")
         header = f"{'config':<6} {'preset':<6} {'dtype':<8} {'train ms (min/med)':>19} {'fwd ms (min/med)':>17}"
         print(header + (f" {'torch train':>12} {'torch fwd':>10} {'train x':>8} {'fwd x':>6}" if torch else ""))
-        for name in args.configs.split(","):
+        for name in args.configs:
             d, L, H, T, B = CONFIGS[name]
             batch = rng.integers(0, 256, (B, T + 1))
-            for preset in args.presets.split(","):
-                for dtype in args.dtypes.split(","):
+            for preset in args.presets:
+                for dtype in args.dtypes:
                     cfg = make_config(name, preset, dtype)
                     train, fwd = ours(cfg, batch, args.repeats)
                     line = (f"{name:<6} {preset:<6} {dtype:<8} {train[0]:>9.1f}/{train[1]:<9.1f}"
