@@ -16,6 +16,7 @@ from ministeer.cli import COMMANDS
 from ministeer.experiments import compare, gates, pretrain, report
 from ministeer.experiments.pretrain import BASE_CONFIG, BASE_PATH, CARD_PATH, fingerprint, load_base, load_card
 from ministeer.tasks import TASK_NAMES
+from ministeer.usage import UsageError
 
 TINY = replace(compare.Settings(), steps=2, n_train=16, n_val=4, n_test=4, seeds=(0,))
 
@@ -107,11 +108,11 @@ def test_pretrain_writes_under_runs_and_never_into_the_package(tmp_path, monkeyp
 
 
 def test_pretrain_rejects_a_bad_out_before_training(tmp_path):
-    with pytest.raises(SystemExit, match="must end in .npz"):
+    with pytest.raises(UsageError, match="expected a file ending in .npz"):
         pretrain.main(["--out", str(tmp_path / "base")])
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(SystemExit, match="cannot write"):
+    with pytest.raises(UsageError, match="cannot write"):
         pretrain.main(["--out", str(blocker / "sub" / "base.npz")])
 
 
@@ -178,7 +179,7 @@ def test_ctrl_c_stops_the_workers_promptly():
 def test_compare_refuses_an_unwritable_out_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(SystemExit, match="cannot write"):
+    with pytest.raises(UsageError, match="cannot write"):
         compare.main(["--quick", "--out", str(blocker / "out")])
 
 

@@ -34,6 +34,7 @@ from .. import adapters as A
 from ..model import forward, loss_fn
 from ..tasks import TASK_NAMES, accuracy, batch_sampler, encode, examples
 from ..train import TrainingDiverged
+from ..usage import check_writable
 from .pretrain import BASE_PATH, load_base
 
 LR_PATH = Path(__file__).resolve().parent / "lrs.json"
@@ -291,16 +292,10 @@ def compare(settings, n_workers=2, lrs=None, base_path=str(BASE_PATH), log_path=
 
 
 def writable_folder(path):
-    """Create ``path`` and check that a file can be written in it, before any run starts."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".writable"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise SystemExit(f"ministeer: cannot write to the output folder {str(path)!r}: {err}") from None
-    return path
+    """Check that ``path`` can hold the outputs (``usage.check_writable``), then create it."""
+    check_writable(Path(path) / "runs.jsonl", "--out")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return Path(path)
 
 
 def main(argv=()):

@@ -29,6 +29,7 @@ from ..tree import flatten
 from ..model import Config, forward, init_params, loss_fn
 from ..tasks import TASK_NAMES, TOKENIZER, accuracy, batch_sampler, examples, get_task
 from ..train import fit
+from ..usage import UsageError, check_writable
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BASE_PATH = DATA_DIR / "base.npz"
@@ -110,18 +111,8 @@ def load_card(path=CARD_PATH):
 
 def check_out(path):
     """Fail before training, not after: ``path`` must end in .npz/.safetensors and be writable."""
-    path = Path(path)
-    if path.suffix not in (".npz", ".safetensors"):
-        raise SystemExit(f"ministeer pretrain: --out {str(path)!r} must end in .npz or .safetensors "
-                         "(the card is written next to it as .json)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".{path.name}.writable"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise SystemExit(f"ministeer pretrain: cannot write to {str(path.parent)!r}: {err}") from None
-    return path
+    check_writable(path, "--out", suffixes=(".npz", ".safetensors"))
+    return Path(path)
 
 
 def checkpointer(path, every, cfg):
@@ -167,7 +158,7 @@ def main(argv=()):
     if args.init_from:
         init, cfg = load_model(args.init_from)
         if cfg != BASE_CONFIG:
-            raise SystemExit(f"ministeer pretrain: --init-from {args.init_from!r} has config {cfg}, not {BASE_CONFIG}")
+            raise UsageError(f"--init-from {args.init_from!r} has config {cfg}, not {BASE_CONFIG}")
         card_before = Path(args.init_from).with_suffix(".json")
         previous = load_card(card_before) if card_before.exists() else None
         if previous is not None:
