@@ -228,10 +228,14 @@ def test_compare_quick_end_to_end(tmp_path, monkeypatch):
     assert len(runs) == len(compare.HEADLINE) * len(TASK_NAMES) == len((out / "runs.jsonl").read_text().splitlines())
     for r in runs:
         assert r["accuracy"] is not None and 0.0 <= r["accuracy"] <= 1.0, r  # no divergence
-    # every method trained: the loss on a fixed training batch fell on most tasks. Not on all: the
-    # base's BoolQ loss already sits near its floor (the yes/no bit at chance), and 25 steps may not move it.
+    # every method trained: it moved the model (rejects a zero learning rate), and on most tasks its loss
+    # fell, on a fixed training batch or along training (rejects gradient ascent). Not "always on the fixed
+    # batch": in 25 steps with 1 warmup step, full FT's first update overshoots and has not recovered yet,
+    # and the base's BoolQ loss already sits near its floor (the yes/no bit at chance).
     for method in compare.HEADLINE:
-        fell = [r["loss_after"] < r["loss_before"] for r in runs if r["method"] == method]
+        mine = [r for r in runs if r["method"] == method]
+        assert all(r["loss_after"] != r["loss_before"] for r in mine), method
+        fell = [r["loss_after"] < r["loss_before"] or r["loss_last"] < r["loss_first"] for r in mine]
         assert sum(fell) >= len(TASK_NAMES) - 1, (method, fell)
     table = (out / "table.md").read_text().splitlines()
     assert table[0].startswith("**SMOKE RUN")
