@@ -146,6 +146,28 @@ def test_a_run_is_reproducible_bitwise():
     assert strip(compare.run_one(**{**job, "seed": 1})) != strip(a)
 
 
+def test_a_joint_run_records_each_inference_mode():
+    """A joint method is also scored with only its LoRA and only its steering adapter (the official
+    code's inference modes); 'all' is the run's own accuracy. Rejects modes missing, or 'all'
+    computed from a different model than the one scored."""
+    record = compare.run_one(method="joint_orth_input", task="gsm", seed=0, lr=6e-3, settings=TINY)
+    assert set(record["modes"]) == {"all", "lora_only", "adapter_only"}
+    assert record["modes"]["all"] == record["accuracy"]
+    single = compare.run_one(method="postblock_vector", task="gsm", seed=0, lr=0.05, settings=TINY)
+    assert "modes" not in single
+
+
+def test_joint_modes_table_averages_over_seeds():
+    """Rejects a table that shows one seed, or that swaps the mode columns."""
+    s = replace(compare.Settings(), methods=("joint_orth_input",), tasks=("gsm",), seeds=(0, 1))
+    records = [dict(method="joint_orth_input", task="gsm", seed=k,
+                    modes={"all": 0.5 + 0.1 * k, "lora_only": 0.4, "adapter_only": 0.1 * k}) for k in (0, 1)]
+    table = report.joint_modes(records, s)
+    assert table.splitlines()[0] == "| joint method, task | adapter_only | all | lora_only |"
+    assert table.splitlines()[2] == f"| {A.METHODS['joint_orth_input'].label}, gsm | 5.0 | 55.0 | 40.0 |"
+    assert report.joint_modes([dict(method="full", task="gsm", seed=0)], s) == ""
+
+
 def test_each_run_is_logged_at_once_and_resume_skips_finished_runs(tmp_path, monkeypatch):
     """Rejects a resume that reruns finished runs or one that mixes runs of other settings."""
     log = tmp_path / "runs.jsonl"

@@ -100,6 +100,9 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
         return {**record, "accuracy": None, "diverged_at": err.step, "seconds": time.perf_counter() - start}
     logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)
     record["accuracy"] = accuracy(logits_fn, scored, n_ctx=cfg.n_ctx)
+    if A.METHODS[method].orth is not None and split == "test":  # how much each space carries (official modes)
+        record["modes"] = {mode: accuracy(fn, scored, n_ctx=cfg.n_ctx)
+                           for mode, fn in A.inference_logits_fns(params, adapters, cfg).items()}
     if split == "val":  # tie-breaker for the sweep
         batch = encode(scored)
         record["val_loss"] = float(A.adapted_loss(params, adapters, batch["tokens"], cfg, mask=batch["mask"]))

@@ -153,12 +153,35 @@ def questions(rows, settings):
     return "\n".join(lines)
 
 
+def joint_modes(records, settings):
+    """Joint methods evaluated with only the LoRA, only the steering adapter, or both (markdown).
+
+    The official code's inference modes ``lora_only``, ``adapter_only`` and ``all``; mean test
+    accuracy (%) over seeds. Empty when no joint run recorded them.
+    """
+    runs = [r for r in records if r.get("modes")]
+    if not runs:
+        return ""
+    modes = sorted({m for r in runs for m in r["modes"]})
+    lines = ["| joint method, task | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for method in dict.fromkeys(r["method"] for r in runs):
+        for task in settings.tasks:
+            cell = [r["modes"] for r in runs if r["method"] == method and r["task"] == task]
+            if cell:
+                means = [100 * sum(c[m] for c in cell) / len(cell) for m in modes]
+                lines.append(f"| {A.METHODS[method].label}, {task} | " + " | ".join(f"{x:.1f}" for x in means) + " |")
+    return "\n".join(lines)
+
+
 def write_all(out, records, base, settings, elapsed, figures=True, base_path=None):
     """Write ``results.json``, ``table.md`` and the figures to ``out``; return the table."""
     out = Path(out)
     _, cfg = load_base() if base_path is None else load_base(base_path)
     rows = summarize(records, base, settings, cfg)
     table = markdown_table(rows, settings, cfg) + "\n\n" + questions(rows, settings)
+    modes = joint_modes(records, settings)
+    if modes:
+        table += "\n\nJoint methods by inference mode (the official code's ablation):\n\n" + modes
     meta = dict(settings=asdict(settings), elapsed_seconds=round(elapsed, 1), machine=platform.platform(),
                 processor=platform.processor() or platform.machine(), python=platform.python_version())
     (out / "results.json").write_text(json.dumps(dict(meta=meta, summary=rows, runs=records), indent=1) + "\n")
