@@ -31,10 +31,11 @@ def test_examples_are_deterministic_in_the_seed(task, split, seed):
 @settings(max_examples=10, deadline=None)
 @given(tasks, seeds)
 def test_splits_are_disjoint_and_hashed(task, seed):
-    keys = {split: {e.key for e in examples(task, split, 60, seed=seed)} for split in ("train", "val", "test")}
+    drawn = {split: examples(task, split, 60, seed=seed) for split in ("train", "val", "test")}
+    keys = {split: {e.key for e in exs} for split, exs in drawn.items()}
     assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
-    for split, ks in keys.items():
-        assert len(ks) == 60 and all(split_of(k) == split for k in ks)
+    for split, exs in drawn.items():  # distinct items (twins may share a key), each hashed into its split
+        assert len({(e.prompt, e.completion) for e in exs}) == 60 and all(split_of(e.key) == split for e in exs)
 
 
 @given(st.text(alphabet=ALPHABET, max_size=40))
@@ -57,8 +58,8 @@ def test_bad_arguments_raise_clear_errors():
         examples("mnli", "train", 3)
     with pytest.raises(KeyError, match="valid splits"):
         examples("gsm", "dev", 3)
-    with pytest.raises(ValueError, match="formats 0..2"):
-        examples("gsm", "train", 3, fmt=7)
+    with pytest.raises(ValueError, match="formats 0..8"):
+        examples("gsm", "train", 3, fmt=9)
     with pytest.raises(ValueError, match="distinct"):
         examples("winogrande", "test", 10 ** 4)
     with pytest.raises(ValueError, match="non-empty"):
@@ -81,9 +82,58 @@ def test_mask_covers_exactly_the_completion(task, seed, fmt):
 
 
 def test_every_format_fits_the_base_context():
+    """Whole sequences stay within 64 tokens (the base's n_ctx is 96, room for greedy decoding)."""
     for task in TASK_NAMES:
         for fmt in formats(task):
-            assert encode(examples(task, "train", 300, fmt=fmt))["tokens"].shape[1] <= 50
+            assert encode(examples(task, "train", 300, fmt=fmt))["tokens"].shape[1] <= 64
+
+
+def test_formats_are_notation_times_style_with_an_explicit_cue():
+    """Rejects a style that is not cued in the prompt (the model could not know what to write)
+    and a benchmark pair that is not (notation 0, style 0)."""
+    from ministeer.tasks.generators import pair_of
+    assert pair_of(0) == (0, 0) and sorted(pair_of(f) for f in range(9)) == [(i, j) for i in range(3) for j in range(3)]
+    for task in TASK_NAMES:
+        gen = get_task(task)
+        assert gen.n_formats == 9 and len(set(gen.CUES)) == 3
+        for fmt in formats(task):
+            notation, style = pair_of(fmt)
+            for e in examples(task, "val", 20, fmt=fmt):
+                assert e.prompt.endswith("|" + gen.CUES[style])
+
+
+# ---------------------------------------------------------------- leakage
+
+
+def test_pretraining_adaptation_and_test_splits_are_disjoint():
+    """No problem (by key) and no prompt text is shared between the pretraining mixture, the
+    adaptation train set, validation and test, in any format. Rejects a split key that
+    includes option order or fact order (twins would straddle splits), pretraining on the
+    benchmark pair, and a pretraining mixture drawn from outside the train split."""
+    from ministeer.experiments.pretrain import mixture
+    pre = mixture(data_seed=0, per_task_format=60)
+    assert {e.fmt for e in pre} == set(range(1, 9))  # the benchmark pair is never pretrained on
+    for task in TASK_NAMES:
+        adapt = examples(task, "train", 300, seed=0)
+        val, test = examples(task, "val", 200, seed=0), examples(task, "test", 300, seed=1)
+        held = {e.key for e in val} | {e.key for e in test}
+        assert not held & {e.key for e in pre if e.task == task} and not held & {e.key for e in adapt}
+        assert not {e.key for e in val} & {e.key for e in test}
+        test_prompts = {e.prompt for f in formats(task) for e in examples(task, "test", 100, seed=2, fmt=f)}
+        assert not test_prompts & ({e.prompt for e in pre} | {e.prompt for e in adapt})
+
+
+def test_twins_share_a_split():
+    """A Winogrande item's option-swapped and question-flipped twins, and a BoolQ passage with its
+    facts reordered, have one key, so they can never sit on both sides of a split."""
+    wino, boolq = get_task("winogrande"), get_task("boolq")
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a, b, pair, ask, swap = wino.sample(rng)
+        twins = [(a, b, pair, x, y) for x in (False, True) for y in (False, True)]
+        assert len({wino.key(t) for t in twins}) == 1
+        facts, who, what = boolq.sample(rng)
+        assert boolq.key((facts, who, what)) == boolq.key((facts[::-1], who, what))
 
 
 # ---------------------------------------------------------------- independent answer checks
@@ -106,43 +156,67 @@ def listops_brackets(text):
     return stack[0][0]
 
 
-def independent_answer(task, fmt, prompt):
+def listops_postfix(text):
+    """A stack machine for ``3 4 7 min:3 2 max:2`` (operator:arity after its operands)."""
+    stack = []
+    for tok in text.split():
+        if ":" in tok:
+            op, arity = tok.split(":")
+            args = stack[len(stack) - int(arity):]
+            del stack[len(stack) - int(arity):]
+            stack.append(LISTOPS[op](*args))
+        else:
+            stack.append(int(tok))
+    (value,) = stack
+    return value
+
+
+WORDS = "zero one two three four five six seven eight nine".split()
+
+
+def independent_answer(task, prompt):
+    """The reference completion, parsed from the prompt alone: notation by its shape, style by its cue."""
+    body, cue = prompt.rsplit("|", 1)
     if task == "listops":
-        if fmt == 1:
-            return str(listops_brackets(prompt))
-        value = eval(prompt.removeprefix("what is "), {"__builtins__": {}}, LISTOPS)
-        return f"it is {value}" if fmt == 2 else str(value)
+        value = (listops_brackets(body) if body.startswith("[") else listops_postfix(body) if ":" in body
+                 else eval(body, {"__builtins__": {}}, LISTOPS))
+        return {"num": str(value), "say": f"it is {value}", "word": WORDS[value]}[cue]
     if task == "boolq":
-        passage, question = (prompt.split(". ") if fmt < 2 else prompt.split("? ")[::-1])
-        facts = {tuple(f.split()) for f in passage.rstrip(".").split(",")}
-        words = question.rstrip("?").replace("does ", "").replace(" have", "").split()
-        yes = tuple(words) in facts
-        return ("true" if yes else "false") if fmt == 0 else ("yes" if yes else "no")
+        if body.startswith("does "):
+            question, passage = body.split("? ")
+            who, what = question.removeprefix("does ").split(" have ")
+        else:
+            passage, question = body.split(". ")
+            who, what = question.rstrip("?").replace(" has ", " ").split()
+        facts = dict(f.replace(" has ", " ").split() for f in passage.rstrip(".").replace(";", ",").split(","))
+        yes = facts[who] == what
+        return {"tf": "true" if yes else "false", "yn": "yes" if yes else "no",
+                "why": f"{facts[who]}, {'yes' if yes else 'no'}"}[cue]
     if task == "winogrande":
-        fact, _, rest = prompt.partition(". ") if fmt < 2 else prompt.partition("? ")[::-1]
-        a, word, _, b = fact.rstrip(".").split()
-        if fmt == 0:
-            question, o1, _, o2 = rest.rstrip("?").split()
+        if " not. " in body:  # "a is word, b not. question?"
+            fact, question = body.split(" not. ")
+            a, _, word, b = fact.replace(",", "").split()
+            question = question.rstrip("?")
         else:
-            question, o1, o2 = (rest.rstrip("?"), a, b) if fmt == 1 else \
-                (prompt.split(":")[0], *prompt.split(": ")[1].split("?")[0].split(" or "))
-        question = question.rstrip("?:")
-        # the asked word is the stated comparative -> a; otherwise its opposite -> b
-        right = a if question == word else b
-        assert right in (o1, o2)
-        return right
+            parts = body.split(". ") if body.index(" than ") < body.index("?") else body.split("? ")[::-1]
+            a, word, _, b = parts[0].rstrip(".").split()
+            question, options = parts[1].rstrip("?").split(": ")
+            assert sorted(options.split(" or ")) == sorted([a, b])
+        right = a if question == word else b  # the stated comparative -> a, its opposite -> b
+        return {"who": right, "say": f"it is {right}", "full": f"{right} is {question}"}[cue]
     if task == "gsm":
-        if fmt == 0:
-            statements = prompt.removesuffix(";x?").split(";")
+        if body.startswith("x="):
+            statements = body.removesuffix(";x?").split(";")
         else:
-            words = prompt.removeprefix("start ").removesuffix(" end?").split()
+            words = body.removeprefix("start ").replace("add ", "+").replace("sub ", "-").replace("mul ", "*").split()
             statements = [f"x={words[0]}"] + [f"x{w[0]}={w[1:]}" for w in words[1:]]
         env, totals = {}, []
         exec(statements[0], {}, env)
-        for s in statements[1:]:
-            exec(s, {}, env)
+        for statement in statements[1:]:
+            exec(statement, {}, env)
             totals.append(str(env["x"]))
-        return [",".join(totals), "=" + "=".join(totals), " ".join(totals) + f" so {totals[-1]}"][fmt]
+        styles = {"csv": ",".join(totals), "eq": "=" + "=".join(totals), "so": " ".join(totals) + f" so {totals[-1]}"}
+        return styles[cue]
     raise AssertionError(task)
 
 
@@ -151,7 +225,7 @@ def independent_answer(task, fmt, prompt):
 def test_answers_agree_with_independent_evaluators(task, seed, split):
     for fmt in formats(task):
         for e in examples(task, split, 25, seed=seed, fmt=fmt):
-            assert e.completion == independent_answer(task, fmt, e.prompt), e
+            assert e.completion == independent_answer(task, e.prompt), e
 
 
 def test_answers_are_balanced_enough_to_need_the_skill():

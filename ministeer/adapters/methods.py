@@ -5,9 +5,11 @@ tables, the default learning rate, the 5-point grid ``compare --sweep`` chooses 
 for joint methods, the orthogonality constraint (docs/06-joint-adaptation.md). ``train_method`` builds the adapters
 on a frozen base and runs ``fit`` on the completion-only SFT loss.
 
-Names: full, lora, loreft, direft, nodireft, postblock_linear, postblock_silu, postblock_vector,
-postblock_r1, attnout_r8, premlp_r8, postmlp_r8, submodules_r8, lofit, jola, joint_naive,
-joint_orth_input, joint_orth_output, joint_orth_official. Smoke-tested in tests/test_adapters_train.py.
+Names: full, lora, lora_r1, lora_r2 (the size-matched weight-space baselines), loreft,
+direft, nodireft, postblock_linear, postblock_silu, postblock_vector, postblock_r1,
+postblock_r2, postblock_r4 (the rank sweep), attnout_r8, premlp_r8, postmlp_r8,
+submodules_r8, lofit, jola, joint_naive, joint_orth_input, joint_orth_output,
+joint_orth_official. Smoke-tested in tests/test_adapters_train.py.
 """
 import math
 from dataclasses import dataclass
@@ -20,11 +22,13 @@ from .lofit import train_lofit
 from .lora import full
 
 # Learning-rate grids, per family of method. The paper sweeps 5 values per method for 1B-8B
-# models trained for an epoch; this 0.1M-parameter model trained for a few hundred steps needs
-# larger steps. Same shape: 5 points, ~30x span. ``ministeer compare --sweep`` picks from these.
+# models trained for an epoch; this 0.2M-parameter model trained for a few hundred steps needs
+# larger steps. Same shape: 5 points, 20-30x span, placed so that the values chosen on the
+# toy benchmark fall inside (``ministeer compare`` flags a chosen value at an edge).
 FULL_GRID = (3e-4, 1e-3, 2e-3, 4e-3, 1e-2)
-LORA_GRID = (1e-3, 3e-3, 6e-3, 1e-2, 3e-2)
-STEER_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
+LORA_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
+STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
+VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1)
 
 LORA8_ALL = dict(kind="lora", r=8, alpha=8.0, targets="all-linear")  # = q,k,v,o,gate,up,down (gelu: no gate)
 POSTBLOCK = dict(kind="lowrank", sites="post_block", r=8, activation="silu")
@@ -54,14 +58,18 @@ class Method:
 METHODS = {
     "full": Method({"full": dict(kind="full")}, "Full FT", 2e-5, FULL_GRID),
     "lora": Method({"lora": LORA8_ALL}, "LoRA r=8", 3e-4, LORA_GRID),
+    "lora_r1": Method({"lora": dict(LORA8_ALL, r=1, alpha=1.0)}, "LoRA r=1", 3e-4, LORA_GRID),
+    "lora_r2": Method({"lora": dict(LORA8_ALL, r=2, alpha=2.0)}, "LoRA r=2", 3e-4, LORA_GRID),
     "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, STEER_GRID),
     "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3, STEER_GRID),
     "postblock_linear": Method({"steer": dict(POSTBLOCK, activation="linear")}, "Post-block r=8 (linear)",
                                2e-3, STEER_GRID),
     "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3, STEER_GRID),
     "postblock_vector": Method({"steer": dict(kind="vector", sites="post_block")}, "Post-block vector",
-                               2e-3, STEER_GRID),
+                               2e-3, VECTOR_GRID),
     "postblock_r1": Method({"steer": dict(POSTBLOCK, r=1)}, "Post-block r=1", 2e-3, STEER_GRID),
+    "postblock_r2": Method({"steer": dict(POSTBLOCK, r=2)}, "Post-block r=2", 2e-3, STEER_GRID),
+    "postblock_r4": Method({"steer": dict(POSTBLOCK, r=4)}, "Post-block r=4", 2e-3, STEER_GRID),
     "attnout_r8": Method({"steer": dict(POSTBLOCK, sites="blocks.*.hook_attn_out")}, "Attn-out r=8 (SiLU)",
                          2e-3, STEER_GRID),
     "premlp_r8": Method({"steer": dict(POSTBLOCK, sites="pre_mlp")}, "Pre-MLP r=8 (SiLU)", 2e-3, STEER_GRID),

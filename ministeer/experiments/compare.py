@@ -1,24 +1,30 @@
-"""``ministeer compare``: every adaptation method on every task and seed, as in the paper's Table 1.
+"""``ministeer compare``: adaptation methods × tasks × seeds, as in the paper's Table 1.
 
 One *run* = adapt the shipped base model (``pretrain.py``) to one task's benchmark
-format with one method and one seed, then score exact-match greedy accuracy on the
-test split. Each method uses the learning rate chosen for it on the validation split
-(``lrs.json`` beside this file; ``--sweep`` re-chooses it from a 5-point grid, as the
-paper sweeps 5 values per method, NOTES §8). Everything else is held fixed across
-methods: steps, batch, linear schedule with 3% warmup, no weight decay, gradient
-clipping at 1.0 (the Hugging Face Trainer default the paper's code inherits).
+pair (format 0, held out of pretraining) with one method and one seed, then score
+exact-match greedy accuracy on the test split. A seed sets the adapter init, the batch
+order *and* the draw of training and test problems, so the spread over seeds includes
+data and test sampling. Each method uses the learning rate chosen for it on the
+validation split (``lrs.json`` beside this file; ``--sweep`` re-chooses it from the
+method's grid in ``adapters.METHODS``). Everything else is held fixed across methods:
+steps, batch, linear schedule with 3% warmup, no weight decay, gradient clipping at 1.0
+(the Hugging Face Trainer default the paper's code inherits).
 
-Runs are independent, so they are spread over ``--jobs`` worker processes. Outputs in
-``--out``: ``results.json`` (every run and the summary), ``table.md`` and
-``figures/*.png`` (``report.py``). Numbers and discussion: docs/results.md.
+Two tiers: the default is the headline table (``HEADLINE`` methods, ≤ 10 min with 2
+workers on 2 idle cores); ``--all`` runs every registered method (rank sweep, site
+ablation, joint modes) with 3 seeds. ``--quick`` is a smoke run in its own folder.
+
+Every finished run is appended at once to ``runs.jsonl`` in the output folder; after an
+interruption, ``--resume`` reuses the runs already there. Outputs: ``results.json``,
+``table.md`` and ``figures/*.png`` (``report.py``). Numbers and discussion: docs/results.md.
 """
 import argparse
+import hashlib
 import json
-import math
 import os
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from multiprocessing import get_context
@@ -28,28 +34,41 @@ from .. import adapters as A
 from ..model import forward, loss_fn
 from ..tasks import TASK_NAMES, accuracy, batch_sampler, encode, examples
 from ..train import TrainingDiverged
+from ..usage import check_writable
 from .pretrain import BASE_PATH, load_base
 
 LR_PATH = Path(__file__).resolve().parent / "lrs.json"
 
-METHODS = ("full", "lora", "loreft", "postblock_silu", "postblock_linear", "postblock_vector", "postblock_r1",
-           "premlp_r8", "postmlp_r8", "joint_naive", "joint_orth_input", "joint_orth_output")
+# the headline table: full FT, the weight-space baselines (LoRA r=8, the size-matched LoRA r=1),
+# the activation-space baseline (LoReFT), the paper's method in three forms, and joint-orth
+HEADLINE = ("full", "lora", "lora_r1", "loreft", "postblock_silu", "postblock_linear", "postblock_vector",
+            "joint_orth_input")
+EVERYTHING = tuple(A.METHODS)  # --all: every registered method
+
+
 @dataclass(frozen=True)
 class Settings:
     tasks: tuple = TASK_NAMES
-    methods: tuple = METHODS
-    seeds: tuple = (0, 1, 2)
-    steps: int = 150
+    methods: tuple = HEADLINE
+    seeds: tuple = (0, 1)
+    steps: int = 300
     batch_size: int = 16
     n_train: int = 2000
     n_val: int = 200
-    n_test: int = 300
-    data_seed: int = 0
+    n_test: int = 500
+    data_seed: int = 0  # added to each run's seed for its draw of problems
     clip: float = 1.0
+    quick: bool = False
 
 
-QUICK = dict(seeds=(0,), steps=25, batch_size=16, n_train=400, n_val=40, n_test=40)
+QUICK = dict(seeds=(0,), steps=25, batch_size=16, n_train=400, n_val=40, n_test=40, quick=True)
+ALL = dict(methods=EVERYTHING, seeds=(0, 1, 2))
 
+
+def signature(settings):
+    """A short hash of what makes runs comparable (not which methods, tasks or seeds)."""
+    core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds")}
+    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:12]
 
 # ---------------------------------------------------------------- one run (runs in a worker)
 
@@ -68,9 +87,11 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     """Adapt the base to ``task`` with ``method``; return a JSON-able record with the accuracy."""
     params, cfg = _base(base_path)
     s = settings
-    train = _examples(task, "train", s.n_train, s.data_seed)
-    scored = _examples(task, split, s.n_val if split == "val" else s.n_test, s.data_seed)
-    record = dict(method=method, task=task, seed=seed, lr=lr, split=split)
+    draw = s.data_seed + seed
+    train = _examples(task, "train", s.n_train, draw)
+    scored = _examples(task, split, s.n_val if split == "val" else s.n_test, s.data_seed if split == "val" else draw)
+    record = dict(method=method, task=task, seed=seed, lr=lr, split=split, n_scored=len(scored),
+                  signature=signature(s))
     start = time.perf_counter()
     try:
         adapters, result = A.train_method(method, params, cfg, batch_sampler(train, s.batch_size, seed=seed),
@@ -79,6 +100,9 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
         return {**record, "accuracy": None, "diverged_at": err.step, "seconds": time.perf_counter() - start}
     logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)
     record["accuracy"] = accuracy(logits_fn, scored, n_ctx=cfg.n_ctx)
+    if A.METHODS[method].orth is not None and split == "test":  # how much each space carries (official modes)
+        record["modes"] = {mode: accuracy(fn, scored, n_ctx=cfg.n_ctx)
+                           for mode, fn in A.inference_logits_fns(params, adapters, cfg).items()}
     if split == "val":  # tie-breaker for the sweep
         batch = encode(scored)
         record["val_loss"] = float(A.adapted_loss(params, adapters, batch["tokens"], cfg, mask=batch["mask"]))
@@ -93,50 +117,130 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
 
 
 def base_accuracy(task, settings, base_path=str(BASE_PATH)):
+    """Zero-shot accuracy of the unadapted base on the benchmark pair, averaged over the seeds' test draws."""
     params, cfg = _base(base_path)
-    scored = _examples(task, "test", settings.n_test, settings.data_seed)
-    return accuracy(lambda tokens, _: forward(params, tokens, cfg), scored, n_ctx=cfg.n_ctx)
+    accs = [accuracy(lambda tokens, _: forward(params, tokens, cfg),
+                     _examples(task, "test", settings.n_test, settings.data_seed + seed), n_ctx=cfg.n_ctx)
+            for seed in settings.seeds]
+    return sum(accs) / len(accs)
 
 
 def _run_job(job):
     return run_one(**job)
 
 
-# ---------------------------------------------------------------- many runs
+def _ignore_sigint():  # workers leave Ctrl-C to the parent, which terminates them
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+# ---------------------------------------------------------------- many runs, logged as they finish
 
 
-def run_jobs(jobs, n_workers, desc):
-    """Run ``jobs`` (kwargs of ``run_one``) in ``n_workers`` processes with a progress bar."""
-    bar = _bar(len(jobs), desc)
-    records = []
-    if n_workers <= 1:
+def job_key(job_or_record):
+    r = job_or_record
+    return (r["method"], r["task"], r["seed"], float(r["lr"]), r.get("split", "test"))
+
+
+def read_log(path, settings):
+    """Finished runs in the JSONL log ``path`` that match ``settings`` (a torn last line is skipped)."""
+    done = {}
+    if not Path(path).exists():
+        return done
+    for line in Path(path).read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash mid-write
+        if record.get("signature") == signature(settings):
+            done[job_key(record)] = record
+    return done
+
+
+def run_jobs(jobs, n_workers, desc, log_path=None, resume=False):
+    """Run ``jobs`` (kwargs of ``run_one``) in ``n_workers`` processes with a progress bar.
+
+    Each finished run is appended to ``log_path`` (JSONL) at once. With ``resume``, runs
+    already in the log are reused. Ctrl-C terminates the workers at once; what finished
+    is in the log."""
+    done = read_log(log_path, jobs[0]["settings"]) if (resume and log_path and jobs) else {}
+    if log_path and not resume:
+        Path(log_path).write_text("")
+    records = [done[job_key(j)] for j in jobs if job_key(j) in done]
+    todo = [j for j in jobs if job_key(j) not in done]
+    if records:
+        print(f"{desc}: resuming, {len(records)} of {len(jobs)} runs already in {log_path}")
+    bar = _bar(len(jobs), desc, initial=len(records))
+
+    def finish(record):
+        records.append(record)
+        if log_path:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        _tick(bar, record)
+
+    try:
+        for_each_result(_run_job, todo, n_workers, finish)
+    finally:
+        _close(bar, records)
+    order = {job_key(j): i for i, j in enumerate(jobs)}
+    return sorted(records, key=lambda r: order[job_key(r)])  # job order, whatever the finishing order
+
+
+def for_each_result(fn, jobs, n_workers, on_result):
+    """Call ``on_result(fn(job))`` for every job, in finishing order, over ``n_workers`` processes.
+
+    Workers ignore Ctrl-C; the parent terminates them at once on it (or on any error),
+    so an interrupted run stops promptly and keeps what ``on_result`` already stored."""
+    if n_workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            records.append(_run_job(job))
-            _tick(bar, records[-1])
-        return _close(bar, records)
+            on_result(fn(job))
+        return
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core per worker; read when a worker imports numpy
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(_run_job, job) for job in jobs]):
-            records.append(future.result())
-            _tick(bar, records[-1])
-    return _close(bar, records)
+    pool = get_context("spawn").Pool(min(n_workers, len(jobs)), initializer=_ignore_sigint)
+    try:
+        for result in pool.imap_unordered(fn, jobs):
+            on_result(result)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
-def _bar(total, desc):
+def run_jobs_plain(fn, jobs, n_workers):
+    """``[fn(job) for job in jobs]`` in job order, over ``n_workers`` processes."""
+    results = {}
+    indexed = [(i, job) for i, job in enumerate(jobs)]
+    for_each_result(_Indexed(fn), indexed, n_workers, lambda r: results.__setitem__(r[0], r[1]))
+    return [results[i] for i in range(len(jobs))]
+
+
+class _Indexed:  # a picklable (i, job) -> (i, fn(job)) for spawn workers
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, item):
+        return item[0], self.fn(item[1])
+
+
+def _bar(total, desc, initial=0):
     try:
         from tqdm.auto import tqdm
     except ImportError:
         print(f"{desc}: {total} runs (install tqdm for a progress bar)")
         return None
     quiet_log = not sys.stderr.isatty()  # a log file or CI: redraw every 15 s, not every run
-    return tqdm(total=total, desc=desc, dynamic_ncols=True, mininterval=15.0 if quiet_log else 0.1)
+    return tqdm(total=total, initial=initial, desc=f"{desc} (% of runs done)", unit="run", dynamic_ncols=True,
+                mininterval=15.0 if quiet_log else 0.1)
 
 
 def _tick(bar, record):
     if bar is not None:
         acc = record["accuracy"]
-        bar.set_postfix_str(f"{record['method']}/{record['task']}/s{record['seed']}: "
+        bar.set_postfix_str(f"last: {record['method']}/{record['task']}/s{record['seed']} "
                             + ("diverged" if acc is None else f"{100 * acc:.1f}%"), refresh=False)
         bar.update(1)  # redraws at most every mininterval
 
@@ -147,18 +251,23 @@ def _close(bar, records):
     return records
 
 
-def sweep(settings, n_workers, base_path):
+def sweep(settings, n_workers, base_path, log_path=None, resume=False):
     """``{method: {task: lr}}``: the grid point with the best validation accuracy (then loss), seed 0."""
     jobs = [dict(method=m, task=t, seed=settings.seeds[0], lr=lr, settings=settings, split="val",
                  base_path=base_path) for m in settings.methods for t in settings.tasks for lr in A.METHODS[m].lr_grid]
-    records = run_jobs(jobs, n_workers, "lr sweep")
-    score = lambda r: (-1.0, -math.inf) if r["accuracy"] is None else (r["accuracy"], -r["val_loss"])
+    records = run_jobs(jobs, n_workers, "lr sweep", log_path, resume)
+    return choose_lrs(records), records
+
+
+def choose_lrs(records):
+    """Per method and task, the lr of the best validation run (accuracy, then lower loss)."""
+    score = lambda r: (-1.0, -float("inf")) if r["accuracy"] is None else (r["accuracy"], -r["val_loss"])
     chosen = {}
-    for r in records:
+    for r in sorted(records, key=lambda r: r["lr"]):  # ties go to the smaller lr, whatever the finishing order
         best = chosen.setdefault(r["method"], {}).get(r["task"])
         if best is None or score(r) > score(best):
             chosen[r["method"]][r["task"]] = r
-    return {m: {t: r["lr"] for t, r in by_task.items()} for m, by_task in chosen.items()}, records
+    return {m: {t: r["lr"] for t, r in by_task.items()} for m, by_task in chosen.items()}
 
 
 def load_lrs(path=LR_PATH):
@@ -170,59 +279,82 @@ def lookup_lr(lrs, method, task):
         return lrs[method][task]
     except KeyError:
         raise KeyError(f"no stored learning rate for {method}/{task} in {LR_PATH.name}; "
-                       "run `ministeer compare --sweep`") from None
+                       "run `ministeer compare --sweep` (with --methods/--all for that method)") from None
 
 
-def compare(settings, n_workers=2, lrs=None, base_path=str(BASE_PATH)):
+def compare(settings, n_workers=2, lrs=None, base_path=str(BASE_PATH), log_path=None, resume=False):
     """All runs of ``settings``; returns ``(records, base accuracies)``."""
     lrs = load_lrs() if lrs is None else lrs
     jobs = [dict(method=m, task=t, seed=seed, lr=lookup_lr(lrs, m, t), settings=settings, base_path=base_path)
             for seed in settings.seeds for m in settings.methods for t in settings.tasks]
-    records = run_jobs(jobs, n_workers, "compare")
+    records = run_jobs(jobs, n_workers, "compare", log_path, resume)
     base = {t: base_accuracy(t, settings, base_path) for t in settings.tasks}
     return records, base
 
-
 # ---------------------------------------------------------------- command line
+
+
+def writable_folder(path):
+    """Check that ``path`` can hold the outputs (``usage.check_writable``), then create it."""
+    check_writable(Path(path) / "runs.jsonl", "--out")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return Path(path)
 
 
 def main(argv=()):
     from . import report
     parser = argparse.ArgumentParser(prog="ministeer compare", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="runs/compare", help="output folder (default: runs/compare)")
-    parser.add_argument("--quick", action="store_true", help="a ~1-minute smoke test: 1 seed, few steps")
+    parser.add_argument("--out", help="output folder (default: runs/compare, runs/compare-all or runs/compare-quick)")
+    tier = parser.add_mutually_exclusive_group()
+    tier.add_argument("--quick", action="store_true", help="a smoke run (< 1 min): 1 seed, few steps, own folder")
+    tier.add_argument("--all", action="store_true", help="every registered method, 3 seeds (~45 min)")
+    parser.add_argument("--resume", action="store_true", help="reuse the finished runs in OUT/runs.jsonl")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: tabulate the finished runs in OUT/runs.jsonl (missing ones: 'not run')")
     parser.add_argument("--sweep", action="store_true", help="re-choose each method's lr on validation first")
-    parser.add_argument("--write-lrs", action="store_true", help="with --sweep: also overwrite the shipped lrs.json")
+    parser.add_argument("--write-lrs", action="store_true", help="with --sweep: also update the shipped lrs.json")
     parser.add_argument("--sweep-only", action="store_true", help="with --sweep: stop after the sweep")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the seeds (default 0 1 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
     parser.add_argument("--tasks", nargs="+", choices=TASK_NAMES, help="override the tasks")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, help="override the methods")
+    parser.add_argument("--methods", nargs="+", choices=EVERYTHING, help="override the methods")
     parser.add_argument("--steps", type=int, help="override the training steps per run")
     parser.add_argument("--base", default=str(BASE_PATH), help="base checkpoint (default: the shipped one)")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
-    settings = Settings(**QUICK) if args.quick else Settings()
+    settings = Settings(**QUICK) if args.quick else Settings(**ALL) if args.all else Settings()
     overrides = dict(seeds=args.seeds and tuple(args.seeds), tasks=args.tasks and tuple(args.tasks),
                      methods=args.methods and tuple(args.methods), steps=args.steps)
     settings = replace(settings, **{k: v for k, v in overrides.items() if v})
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    default_out = "runs/compare-quick" if args.quick else "runs/compare-all" if args.all else "runs/compare"
+    out = writable_folder(args.out or default_out)
     start = time.perf_counter()
     lrs = None
-    if args.sweep:
-        lrs, sweep_records = sweep(settings, args.jobs, args.base)
-        grids = {m: A.METHODS[m].lr_grid for m in settings.methods}
-        payload = {"lrs": lrs, "grids": grids, "settings": asdict(settings), "runs": sweep_records}
-        (out / "lrs.json").write_text(json.dumps(payload, indent=1) + "\n")
-        if args.write_lrs:
-            stored = {k: payload[k] for k in ("lrs", "grids", "settings")}
-            LR_PATH.write_text(json.dumps(stored, indent=1) + "\n")
-        print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")
-        if args.sweep_only:
-            return
-    records, base = compare(settings, args.jobs, lrs, args.base)
+    try:
+        if args.sweep:
+            lrs, sweep_records = sweep(settings, args.jobs, args.base, out / "sweep.jsonl", args.resume)
+            grids = {m: A.METHODS[m].lr_grid for m in settings.methods}
+            payload = {"lrs": lrs, "grids": grids, "settings": asdict(settings), "runs": sweep_records}
+            (out / "lrs.json").write_text(json.dumps(payload, indent=1) + "\n")
+            if args.write_lrs:
+                stored = load_lrs() if LR_PATH.exists() else {}
+                merged = {m: {**stored.get(m, {}), **by_task} for m, by_task in {**stored, **lrs}.items()}
+                LR_PATH.write_text(json.dumps({"lrs": merged, "grids": {m: A.METHODS[m].lr_grid for m in merged},
+                                               "settings": asdict(settings)}, indent=1) + "\n")
+            print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")
+            if args.sweep_only:
+                return
+        if args.report_only:
+            records = list(read_log(out / "runs.jsonl", settings).values())
+            base = {t: base_accuracy(t, settings, args.base) for t in settings.tasks}
+        else:
+            records, base = compare(settings, args.jobs, lrs, args.base, out / "runs.jsonl", args.resume)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished runs are in {out}/ (*.jsonl); rerun with --resume to continue",
+              file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - start
-    summary = report.write_all(out, records, base, settings, elapsed, figures=not args.no_figures)
+    summary = report.write_all(out, records, base, settings, elapsed, figures=not args.no_figures,
+                               base_path=args.base)
     print(summary)
     print(f"\nelapsed {elapsed:.0f} s with {args.jobs} worker(s); outputs in {out}/")

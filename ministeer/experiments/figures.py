@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np  # host side: plotting data
 
-SITE_ABLATION = ("premlp_r8", "postmlp_r8", "postblock_silu")
+SITE_ABLATION = ("premlp_r8", "postmlp_r8", "attnout_r8", "postblock_silu")
+RANK_SWEEP = ("postblock_r1", "postblock_r2", "postblock_r4", "postblock_silu")
 MARKERS = "osD^v<>PX*hp"
 JOINT = ("lora", "postblock_silu", "joint_naive", "joint_orth_input", "joint_orth_output")
 
@@ -36,7 +37,7 @@ def compare_figures(rows, settings, folder):
         return []
     folder = Path(folder)
     paths = [accuracy_vs_params(plt, rows, folder / "accuracy_vs_params.png")]
-    for name, methods in (("site_ablation", SITE_ABLATION), ("joint_vs_single", JOINT)):
+    for name, methods in (("site_ablation", SITE_ABLATION), ("joint_vs_single", JOINT), ("rank_sweep", RANK_SWEEP)):
         present = [m for m in methods if m in rows]
         if len(present) > 1:
             paths.append(grouped_bars(plt, rows, present, settings.tasks, folder / f"{name}.png",
@@ -45,13 +46,13 @@ def compare_figures(rows, settings, folder):
 
 
 def accuracy_vs_params(plt, rows, path):
-    """Average accuracy over tasks against the trainable fraction (log x), ± mean std."""
+    """Average accuracy over tasks against the trainable fraction (log x), ± the mean 95% interval."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = plt.get_cmap("tab20").colors
     for i, (method, row) in enumerate(rows.items()):
         if method == "base" or row["avg"] is None:
             continue
-        stds = [t["std"] for t in row["tasks"].values() if t["std"] is not None]
+        stds = [t["ci95"] for t in row["tasks"].values() if t["ci95"] is not None]
         err = sum(stds) / len(stds) if stds else 0.0
         ax.errorbar(row["percent"], row["avg"], yerr=err, fmt=MARKERS[i % len(MARKERS)], color=colors[i % 20],
                     capsize=3, label=row["label"])
@@ -65,13 +66,13 @@ def accuracy_vs_params(plt, rows, path):
 
 
 def grouped_bars(plt, rows, methods, tasks, path, title):
-    """Per-task bars (mean ± std over seeds) for a few methods side by side."""
+    """Per-task bars (mean ± 95% interval) for a few methods side by side."""
     fig, ax = plt.subplots(figsize=(7, 4.6))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
         cells = [rows[method]["tasks"][t] for t in tasks]
         xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
-        ax.bar(xs, [c["mean"] or 0.0 for c in cells], width, yerr=[c["std"] or 0.0 for c in cells],
+        ax.bar(xs, [c["mean"] or 0.0 for c in cells], width, yerr=[c["ci95"] or 0.0 for c in cells],
                capsize=2, label=rows[method]["label"])
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("test accuracy (%)")

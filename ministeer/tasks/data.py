@@ -2,7 +2,8 @@
 
 ``examples(task, split, n, seed, fmt)`` draws ``n`` distinct problems whose key hashes
 into ``split`` (train 80%, val 10%, test 10%, by SHA-256 of the key), so the three
-splits are disjoint for every seed and format. A batch is a dict::
+splits are disjoint for every seed and format. A key may cover several problems (a
+Winogrande fact and its option-swapped twin): they are distinct items of one split. A batch is a dict::
 
     {"tokens": int [B, T], "mask": float [B, T]}
 
@@ -27,7 +28,8 @@ class Example:
     fmt: int
     prompt: str
     completion: str
-    key: str
+    key: str  # the split key (format-free identity)
+    label: int = None  # what a linear probe reads (``generators.*.label``)
 
 
 def split_of(key):
@@ -51,16 +53,16 @@ def examples(task, split, n, seed=0, fmt=0, patience=20000):
     out, seen, misses = [], set(), 0
     while len(out) < n:
         problem = gen.sample(rng)
-        key = gen.key(problem)
-        if key in seen or split_of(key) != split:
+        key = gen.key(problem)  # the split key; twins (e.g. option-swapped) share it and are distinct items
+        if repr(problem) in seen or split_of(key) != split:
             misses += 1
             if misses > patience:
                 raise ValueError(f"could only draw {len(out)} distinct {split} examples of {task!r}, asked for {n}")
             continue
         misses = 0
-        seen.add(key)
+        seen.add(repr(problem))
         prompt, completion = gen.render(problem, fmt)
-        out.append(Example(task, fmt, prompt, completion, key))
+        out.append(Example(task, fmt, prompt, completion, key, gen.label(problem)))
     return out
 
 

@@ -1,28 +1,55 @@
-"""Four synthetic tasks in the spirit of the paper's benchmarks (NOTES §8).
+"""Four synthetic tasks in the spirit of the paper's benchmarks, in factorized formats.
 
-Each task draws a *problem* from a seeded RNG and renders it in one of several
-*formats* (prompt and completion styles). Format 0 is the benchmark format that
-``ministeer compare`` adapts to; it never appears in pretraining, which sees the
-same skills in the other formats (``ministeer/experiments/pretrain.py``).
+Each task draws a *problem* from a seeded RNG and renders it as one of 3 prompt
+*notations* × 3 answer *styles*. The prompt ends with an explicit style cue
+(``|num``, ``|say`` ...), so the model is told which answer style to produce. A format
+is one (notation, style) pair, numbered ``fmt = 3 * notation + style``.
 
-================  =========================================  ==============
-task              format 0 (prompt -> completion)            paper analogue
-================  =========================================  ==============
-``listops``       ``max(3,min(4,7),2)`` -> ``3``             LRA ListOps
-``boolq``         ``tom cat,ann dog. ann hat?`` -> ``false`` BoolQ
-``winogrande``    ``tom older than ann. younger: ann or tom?``  Winogrande
+Format 0 = (notation 0, style 0) is the **benchmark pair**. Pretraining sees the other
+eight pairs (``ministeer/experiments/pretrain.py``): every notation and every style, but
+never this combination. Adapting to format 0 is then elicitation, as in the paper: the
+base already has the skill, reads the notation and writes the style, and must only be
+brought to combine them (docs/results.md).
+
+================  ==============================================  ==============
+task              format 0 (prompt -> completion)                 paper analogue
+================  ==============================================  ==============
+``listops``       ``max(3,min(4,7),2)|num`` -> ``3``              LRA ListOps
+``boolq``         ``tom cat,ann dog. ann hat?|tf`` -> ``false``   BoolQ
+``winogrande``    ``tom older than ann. younger: ann or tom?|who``  Winogrande
                   -> ``ann``
-``gsm``           ``x=7;x+=5;x-=3;x*=2;x?`` -> ``12,9,18``   GSM8K
-================  =========================================  ==============
+``gsm``           ``x=7;x+=5;x-=3;x*=2;x?|csv`` -> ``12,9,18``    GSM8K
+================  ==============================================  ==============
 
-A problem's ``key`` is its format-free identity; the train/val/test split is a hash
-of the key, so a test problem never appears in any split or format of training.
+A problem's ``key`` is its format-free identity; the train/val/test split is a hash of
+the key (``data.split_of``), so a test problem never appears in any split or format of
+training. Keys are canonical: the Winogrande key is the stated fact alone (the question
+asked and the option order are not in it), so an item and its option-swapped or
+question-flipped twins always share a split; the BoolQ key sorts the passage's facts.
+``label(problem)`` is the integer a linear probe reads (``experiments/gates.py``).
 """
 NAMES = ("tom", "ann", "bob", "sue", "max", "eva", "ian", "joe", "kim", "leo", "mia", "ned",
          "pam", "roy", "sam", "tia", "ada", "ben", "dan", "gus", "liz", "meg", "ron", "zoe")
 OBJECTS = ("cat", "dog", "hat", "pen", "cup", "car", "box", "key", "map", "bag", "egg", "fig")
 COMPARATIVES = (("older", "younger"), ("taller", "shorter"), ("faster", "slower"), ("bigger", "smaller"),
                 ("richer", "poorer"), ("heavier", "lighter"))
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+N_NOTATIONS = N_STYLES = 3
+
+
+def pair_of(fmt):
+    """``fmt -> (notation, style)``; format 0 is the held-out benchmark pair (0, 0)."""
+    return divmod(fmt, N_STYLES)
+
+
+class Factorized:
+    """A task rendered as notation × style; subclasses give ``notations``, ``styles``, ``CUES``."""
+    n_formats = N_NOTATIONS * N_STYLES
+
+    def render(self, problem, fmt):
+        notation, style = pair_of(fmt)
+        prompt = self.notations(problem)[notation] + "|" + self.CUES[style]
+        return prompt, self.styles(problem)[style]
 
 # ---------------------------------------------------------------- ListOps
 
@@ -52,7 +79,7 @@ def _listops_tree(rng, depth):
     op = ("min", "max", "med", "sm")[rng.integers(4)]
     args = []
     for _ in range(int(rng.integers(2, 4))):
-        nest = depth > 1 and rng.random() < 0.45
+        nest = depth > 1 and rng.random() < 0.3
         args.append(_listops_tree(rng, depth - 1) if nest else int(rng.integers(10)))
     return (op, args)
 
@@ -71,37 +98,54 @@ def listops_brackets(tree):
     return f"[{tree[0]} {' '.join(listops_brackets(a) for a in tree[1])}]"
 
 
-class ListOps:
+def listops_postfix(tree):
+    """``3 4 7 min 2 max:3``: postfix, each operator followed by ``:`` and its arity."""
+    if isinstance(tree, int):
+        return str(tree)
+    return " ".join(listops_postfix(a) for a in tree[1]) + f" {tree[0]}:{len(tree[1])}"
+
+
+class ListOps(Factorized):
+    """Nested MIN/MAX/MED/SM over digits, at most two levels deep."""
     name = "listops"
-    n_formats = 3
+    CUES = ("num", "say", "word")
 
     def sample(self, rng):
-        tree = _listops_tree(rng, depth=int(rng.integers(1, 4)))
-        while len(listops_call(tree)) > 28:  # keep sequences short
+        tree = _listops_tree(rng, depth=int(rng.integers(1, 3)))
+        while len(listops_call(tree)) > 22:  # keep sequences short
             tree = _listops_tree(rng, depth=2)
         return tree
 
     def key(self, tree):
         return listops_call(tree)
 
-    def render(self, tree, fmt):
-        answer = str(listops_value(tree))
-        return [(listops_call(tree), answer),
-                (listops_brackets(tree), answer),
-                (f"what is {listops_call(tree)}", f"it is {answer}")][fmt]
+    def label(self, tree):
+        return listops_value(tree)
+
+    def notations(self, tree):
+        return listops_call(tree), listops_brackets(tree), listops_postfix(tree)
+
+    def styles(self, tree):
+        value = listops_value(tree)
+        return str(value), f"it is {value}", DIGIT_WORDS[value]
 
 # ---------------------------------------------------------------- BoolQ-like
 
 
-class BoolQ:
-    """Who has what: a passage of 2-3 facts and a yes/no question about one pair."""
+class BoolQ(Factorized):
+    """Who has what: a passage of 2-3 facts and a yes/no question about one pair.
+
+    Style 2 writes the looked-up object before the verdict (``cat, no``): a supervised
+    retrieval step, so that pretraining learns the lookup and not only its one-bit result.
+    """
     name = "boolq"
-    n_formats = 3
+    CUES = ("tf", "yn", "why")
+    names, objects = NAMES[:12], OBJECTS
 
     def sample(self, rng):
         n = int(rng.integers(2, 4))
-        names = [NAMES[i] for i in rng.choice(len(NAMES), n, replace=False)]
-        objects = [OBJECTS[i] for i in rng.choice(len(OBJECTS), n + 1, replace=False)]
+        names = [self.names[i] for i in rng.choice(len(self.names), n, replace=False)]
+        objects = [self.objects[i] for i in rng.choice(len(self.objects), n + 1, replace=False)]
         facts = tuple(zip(names, objects[:n]))
         who = names[int(rng.integers(n))]
         yes = bool(rng.random() < 0.5)
@@ -110,28 +154,31 @@ class BoolQ:
         return facts, who, what
 
     def key(self, problem):
-        facts, who, what = problem
-        return ",".join(f"{a} {b}" for a, b in facts) + f"|{who} {what}"
+        facts, who, what = problem  # fact order is not part of the identity: reordered twins share a split
+        return ",".join(sorted(f"{a} {b}" for a, b in facts)) + f"|{who} {what}"
 
-    def render(self, problem, fmt):
+    def label(self, problem):
         facts, who, what = problem
-        yes = dict(facts)[who] == what
+        return int(dict(facts)[who] == what)
+
+    def notations(self, problem):
+        facts, who, what = problem
         passage = ",".join(f"{a} {b}" for a, b in facts)
-        return [(f"{passage}. {who} {what}?", "true" if yes else "false"),
-                (f"{passage}. does {who} have {what}?", "yes" if yes else "no"),
-                (f"{who} {what}? {passage}.", "yes" if yes else "no")][fmt]
+        return (f"{passage}. {who} {what}?", f"does {who} have {what}? {passage}.",
+                ";".join(f"{a} has {b}" for a, b in facts) + f". {who} has {what}?")
 
-    def answer_is_yes(self, problem):
-        facts, who, what = problem
-        return (who, what) in facts
+    def styles(self, problem):
+        facts, who, _ = problem
+        yes = self.label(problem)
+        return ("true" if yes else "false"), ("yes" if yes else "no"), f"{dict(facts)[who]}, {'yes' if yes else 'no'}"
 
 # ---------------------------------------------------------------- Winogrande-like
 
 
-class Winogrande:
-    """Two people, one comparative; which of two listed options fits the question."""
+class Winogrande(Factorized):
+    """Two people, one comparative; which of the two fits the question."""
     name = "winogrande"
-    n_formats = 3
+    CUES = ("who", "say", "full")
 
     def sample(self, rng):
         a, b = (NAMES[i] for i in rng.choice(len(NAMES), 2, replace=False))
@@ -141,34 +188,39 @@ class Winogrande:
         return a, b, pair, ask_same, swap
 
     def key(self, problem):
-        a, b, pair, ask_same, swap = problem
-        return f"{a} {pair[0]} {b} {int(ask_same)} {int(swap)}"
+        a, b, pair, _, _ = problem  # the fact only: its question and option-order twins share a split
+        return f"{a} {pair[0]} {b}"
 
     def answer(self, problem):
         a, b, _, ask_same, _ = problem
         return a if ask_same else b
 
-    def render(self, problem, fmt):
+    def label(self, problem):
+        return NAMES.index(self.answer(problem))
+
+    def notations(self, problem):
         a, b, (word, opposite), ask_same, swap = problem
         question = word if ask_same else opposite
         o1, o2 = (b, a) if swap else (a, b)
+        return (f"{a} {word} than {b}. {question}: {o1} or {o2}?", f"{question}: {o1} or {o2}? {a} {word} than {b}.",
+                f"{a} is {word}, {b} not. {question}?")
+
+    def styles(self, problem):
+        _, _, (word, opposite), ask_same, _ = problem
         right = self.answer(problem)
-        fact = f"{a} {word} than {b}"
-        return [(f"{fact}. {question}: {o1} or {o2}?", right),
-                (f"{fact}. {question}?", right),
-                (f"{question}: {o1} or {o2}? {fact}.", right)][fmt]
+        return right, f"it is {right}", f"{right} is {word if ask_same else opposite}"
 
 # ---------------------------------------------------------------- GSM8K-like
 
 
-class GSM:
-    """A running total under 2-3 steps (+k, -k, *2, *3); the worked answer lists every total.
+class GSM(Factorized):
+    """A running total under 2-3 steps (+k, -k, *2); the worked answer lists every total.
 
-    Start 1-9, every total in [0, 40): small enough that the 2-layer base model learns
-    the arithmetic in pretraining, large enough (~70k problems) for disjoint splits."""
+    Start 1-9, every total in [0, 30): small enough that the base model learns the
+    arithmetic in pretraining, large enough (~20k problems) for disjoint splits."""
     name = "gsm"
-    n_formats = 3
-    limit = 40
+    CUES = ("csv", "eq", "so")
+    limit = 30
 
     def sample(self, rng):
         start = x = int(rng.integers(1, 10))
@@ -176,7 +228,7 @@ class GSM:
         for _ in range(int(rng.integers(2, 4))):
             options = [("+", k) for k in range(1, 10) if x + k < self.limit]
             options += [("-", k) for k in range(1, 10) if x - k >= 0]
-            options += [("*", k) for k in (2, 3) if x * k < self.limit]
+            options += [("*", 2)] if x * 2 < self.limit else []
             op, k = options[int(rng.integers(len(options)))]
             steps.append((op, k))
             x = gsm_step(x, op, k)
@@ -194,13 +246,19 @@ class GSM:
             out.append(x)
         return out
 
-    def render(self, problem, fmt):
+    def label(self, problem):
+        return self.totals(problem)[0]  # the first running total: what the first answer token begins
+
+    def notations(self, problem):
         start, steps = problem
+        words = {"+": "add", "-": "sub", "*": "mul"}
+        return ("x=" + f"{start}" + "".join(f";x{op}={k}" for op, k in steps) + ";x?",
+                f"{start} " + " ".join(f"{op}{k}" for op, k in steps),
+                f"start {start} " + " ".join(f"{words[op]} {k}" for op, k in steps))
+
+    def styles(self, problem):
         totals = [str(t) for t in self.totals(problem)]
-        return [("x=" + f"{start}" + "".join(f";x{op}={k}" for op, k in steps) + ";x?", ",".join(totals)),
-                (f"{start} " + " ".join(f"{op}{k}" for op, k in steps), "=" + "=".join(totals)),
-                (f"start {start} " + " ".join(f"{op}{k}" for op, k in steps) + " end?",
-                 " ".join(totals) + f" so {totals[-1]}")][fmt]
+        return ",".join(totals), "=" + "=".join(totals), " ".join(totals) + f" so {totals[-1]}"
 
 
 def gsm_step(x, op, k):
