@@ -1,7 +1,7 @@
 """Greedy decoding and exact-match accuracy, batched, without a KV cache.
 
-Every method is scored the same way, as in the paper's evaluation (greedy decoding,
-NOTES §6): feed ``<bos> prompt <sep>``, append the argmax token until ``<eos>``, and
+Every method is scored the same way, as in the paper's evaluation (greedy decoding in
+the official code, https://github.com/SprocketLab/steerling): feed ``<bos> prompt <sep>``, append the argmax token until ``<eos>``, and
 compare the decoded completion with the reference string. Each step recomputes the
 whole (right-padded) sequence; causal attention means the padding after a row's
 current end never changes that row's next-token logits. For a one-token answer this
