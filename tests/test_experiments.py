@@ -100,11 +100,31 @@ def test_pretrain_writes_under_runs_and_never_into_the_package(tmp_path, monkeyp
     pretrain.main(["--steps", "2", "--warmup", "5", "--per-task-format", "4", "--batch-size", "4",
                    "--save-every", "1", "--no-gates"])
     assert (tmp_path / "runs/pretrain/base.npz").exists() and (tmp_path / "runs/pretrain/base.json").exists()
-    assert (tmp_path / "runs/pretrain/base.partial.npz").exists()  # the periodic checkpoint
+    assert list((tmp_path / "runs/pretrain/checkpoints").glob("step-*"))  # fit's training-state checkpoints
     assert {p: p.read_bytes() for p in before} == before
     out = capsys.readouterr()
     assert "warmup (5) exceeds steps (2)" in out.err
     assert "mean of last 2 steps" in out.out and "probe_logits" not in out.out  # a summary, not the card
+
+
+def test_an_interrupted_pretraining_resumes_bitwise(tmp_path):
+    """Killed after its step-2 checkpoint and started again with the same folder, pretraining ends
+    bitwise where the uninterrupted run does, and trains only the steps that were left. Rejects a
+    restart from scratch (it would end equal too, but redo every step) and a resume that loses
+    the Adam moments or the schedule position."""
+    small = dict(steps=4, batch_size=4, per_task_format=20, warmup=1)
+    whole, _ = pretrain.pretrain(progress=False, checkpoint_dir=tmp_path / "a", save_every=2, **small)
+
+    def crash(step, loss, trainable):
+        if step == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.pretrain(progress=False, callback=crash, checkpoint_dir=tmp_path / "b", save_every=2, **small)
+    steps_run = []
+    resumed, _ = pretrain.pretrain(progress=False, checkpoint_dir=tmp_path / "b", save_every=2,
+                                   callback=lambda step, loss, trainable: steps_run.append(step), **small)
+    assert fingerprint(resumed) == fingerprint(whole)
+    assert steps_run == [2, 3]
 
 
 def test_pretrain_rejects_a_bad_out_before_training(tmp_path):

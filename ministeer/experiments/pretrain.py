@@ -8,8 +8,9 @@ to it is the analogue of fine-tuning an LLM on a benchmark whose skill it alread
 ``gates.py`` checks that it does (seen pairs >= 90%, held-out pair > 0%, linear probe).
 
 ``ministeer pretrain`` writes to ``runs/pretrain/base.npz`` (and its card ``base.json``)
-and never into the package unless asked (``--ship``). It saves a checkpoint every
-``--save-every`` steps, so an interrupted run keeps its progress. With the same seeds,
+and never into the package unless asked (``--ship``). It saves the training state every
+``--save-every`` steps (``fit``'s checkpoints, in ``checkpoints/`` beside the output), and
+the same command run again resumes an interrupted run bitwise. With the same seeds,
 machine and library versions it reproduces the shipped ``ministeer/data/base.npz``
 bit for bit; ``tests/test_experiments.py`` checks the shipped file against its card.
 """
@@ -58,11 +59,15 @@ def mixture(data_seed, per_task_format):
     return pool
 
 
-def pretrain(cfg=BASE_CONFIG, progress=True, callback=None, init=None, **overrides):
+def pretrain(cfg=BASE_CONFIG, progress=True, callback=None, init=None, checkpoint_dir=None, save_every=None,
+             **overrides):
     """``(params, FitResult)`` for the base model with the ``DEFAULTS`` (or ``overrides``).
 
     init -- start from these weights instead of ``init_params(cfg, init_seed)``: a second
-            stage continues a first one (fresh optimizer state and schedule)."""
+            stage continues a first one (fresh optimizer state and schedule).
+    checkpoint_dir, save_every -- ``fit``'s training-state checkpoints (weights, Adam moments,
+            step): a run interrupted at any step and started again with the same folder
+            continues where it stopped, bitwise equal to the uninterrupted run."""
     h = {**DEFAULTS, **overrides}
     unknown = set(h) - set(DEFAULTS)
     if unknown:
@@ -73,7 +78,9 @@ def pretrain(cfg=BASE_CONFIG, progress=True, callback=None, init=None, **overrid
     start = init_params(cfg, h["init_seed"]) if init is None else init
     result = fit(objective, start, data, steps=h["steps"], lr=h["lr"],
                  weight_decay=h["weight_decay"], schedule=h["schedule"], warmup=h["warmup"], clip=h["clip"],
-                 progress=progress, callback=callback)
+                 progress=progress, callback=callback, checkpoint_dir=checkpoint_dir,
+                 checkpoint_every=save_every if checkpoint_dir else None, resume=True if checkpoint_dir else None,
+                 run={"pretrain": h, "init": "given" if init is not None else "init_params"})
     return result.params, result
 
 
@@ -115,18 +122,6 @@ def check_out(path):
     return Path(path)
 
 
-def checkpointer(path, every, cfg):
-    """A ``fit`` callback that saves the weights every ``every`` steps (atomically) to
-    ``<path>.partial.npz``, with the step in the file name's metadata card beside it."""
-    partial = path.with_name(path.stem + ".partial.npz")
-
-    def callback(step, loss, trainable):
-        if every and (step + 1) % every == 0:
-            save_model(partial, trainable, cfg)
-            partial.with_suffix(".json").write_text(json.dumps({"step": step + 1, "loss": loss}) + "\n")
-    return callback
-
-
 def summary_line(losses):
     """The final loss, averaged over the last min(50, steps) steps, and saying so."""
     k = min(50, len(losses))
@@ -142,7 +137,8 @@ def main(argv=()):
                         f"{RUN_PATH}); the card goes next to it as .json")
     parser.add_argument("--ship", action="store_true", help=f"write to the shipped {BASE_PATH} instead of --out")
     parser.add_argument("--save-every", type=int, default=500,
-                        help="save a partial checkpoint every N steps (0: never)")
+                        help="save the training state every N steps to OUT's folder/checkpoints (0: never); "
+                        "running the same command again resumes from the newest, bitwise")
     parser.add_argument("--no-gates", action="store_true", help="skip the gate evaluation (gates.py) after training")
     parser.add_argument("--init-from", help="continue from this checkpoint (a second stage; its card is kept in "
                         "the new card as 'previous_stage')")
@@ -164,7 +160,8 @@ def main(argv=()):
         if previous is not None:
             previous.pop("gates", None)
             previous.pop("probe_logits", None)
-    params, result = pretrain(progress=True, callback=checkpointer(out, args.save_every, BASE_CONFIG), init=init,
+    checkpoints = out.parent / "checkpoints" if args.save_every else None
+    params, result = pretrain(progress=True, init=init, checkpoint_dir=checkpoints, save_every=args.save_every,
                               **hparams)
     text, final = summary_line(result.losses)
     print(f"done in {result.seconds:.0f} s; {text}", flush=True)
