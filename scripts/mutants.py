@@ -77,8 +77,8 @@ MUTANTS = [
     ("ce_mean_over_all", "ops", "ministeer/ops.py", "return raw.sum(weights * nll) / raw.sum(weights)",
      "return raw.sum(weights * nll) / weights.size", "masked loss averaged over every position"),
     # ---------------------------------------------------------------- model
-    ("loss_mask_shift", "model", "ministeer/model.py", "mask = None if mask is None else mask[:, 1:]",
-     "mask = None if mask is None else mask[:, :-1]", "completion mask of the read token, not the predicted one"),
+    ("loss_mask_shift", "model", "ministeer/model.py", "_as_rows(mask, \"mask\", tokens.shape)[:, 1:]",
+     "_as_rows(mask, \"mask\", tokens.shape)[:, :-1]", "completion mask of the read token, not the predicted one"),
     ("init_out_std", "model", "ministeer/model.py", "out_std = std / (2 * cfg.n_layers) ** 0.5",
      "out_std = std", "residual writes not scaled by 1/sqrt(2L) at init"),
     ("init_norm_gain", "model", "ministeer/model.py", "values[name] = np.ones(shape)",
@@ -156,16 +156,16 @@ MUTANTS = [
     # ---------------------------------------------------------------- train
     ("decay_unscheduled", "train", "ministeer/train.py", "+ weight_decay * p),",
      ") - lr_ * weight_decay * p,", "weight decay ignores the schedule"),
-    ("bias_correction", "train", "ministeer/train.py", "c1, c2 = 1.0 - b1 ** (step + 1), 1.0 - b2 ** (step + 1)",
-     "c1, c2 = 1.0 - b1 ** (step + 2), 1.0 - b2 ** (step + 2)", "Adam bias correction one step ahead"),
+    ("bias_correction", "train", "ministeer/train.py", "c1, c2 = 1.0 - b1 ** self.step_count, 1.0 - b2 ** self.step_count",
+     "c1, c2 = 1.0 - b1 ** (self.step_count + 1), 1.0 - b2 ** (self.step_count + 1)", "Adam bias correction one step ahead"),
     ("warmup_from_zero", "train", "ministeer/train.py", "return lr * (step + 1) / warmup",
      "return lr * step / warmup", "warmup starts at lr 0 (a wasted step)"),
     ("cosine_quarter", "train", "ministeer/train.py", "0.5 * (1.0 + math.cos(math.pi * progress))",
      "math.cos(0.5 * math.pi * progress)", "cosine schedule of the wrong shape"),
     ("clip_max", "train", "ministeer/train.py", "scale = raw.minimum(1.0, clip /", "scale = raw.maximum(1.0, clip /",
      "clipping scales gradients up"),
-    ("adam_v_uses_b1", "train", "ministeer/train.py", "b2 * v_ + (1.0 - b2) * g * g",
-     "b1 * v_ + (1.0 - b1) * g * g", "second moment decays with beta1"),
+    ("adam_v_uses_b1", "train", "ministeer/train.py", "        v *= b2\n",
+     "        v *= b1\n", "second moment decays with beta1"),
 ]
 
 
