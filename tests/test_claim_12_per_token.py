@@ -44,7 +44,13 @@ def test_mlp_only_update_has_an_exact_per_token_adapter(mt, data):
         g = oracle.per_token_mlp_oracle(block_params(params, layer), block_params(ft, layer), cfg)
         hooks[f"blocks.{layer}.hook_resid_post"] = lambda z, _, g=g: z + g(z)  # sees one token's z only
     target = forward(ft, tokens, cfg)
-    np.testing.assert_allclose(forward(params, tokens, cfg, hooks=hooks), target, **INVERTED)
+    try:
+        steered = forward(params, tokens, cfg, hooks=hooks)
+    except oracle.NotContractive:
+        # the claim's premise: x -> x + MLP(norm(x)) contractive on this data. Shrinking W_d does
+        # not always give it: RMSNorm's Jacobian grows like 1/rms(x) for a small stream (seed 700000).
+        assume(False)
+    np.testing.assert_allclose(steered, target, **INVERTED)
     assert np.max(np.abs(forward(params, tokens, cfg) - target)) > 1e-8
 
 

@@ -80,6 +80,10 @@ def lockstep_hooks(shifts, replace_at=None, stream_ft=None):
     return hooks
 
 
+class NotContractive(RuntimeError):
+    """The residual MLP is not a contraction on this data: eq. (4.7)'s premise fails."""
+
+
 def invert_residual_mlp(z, p_norm, p_mlp, cfg, iters=500, tol=1e-14):
     """eq. (4.7): x with x + MLP(n(x)) = z, by x <- z - MLP(n(x)) from x = z.
 
@@ -90,11 +94,12 @@ def invert_residual_mlp(z, p_norm, p_mlp, cfg, iters=500, tol=1e-14):
     scale = float(raw.max(raw.abs(z))) or 1.0
     for _ in range(iters):
         new = z - apply_mlp(p_mlp, apply_norm(p_norm, x, cfg), cfg)
-        if float(raw.max(raw.abs(new - x))) <= tol * scale:
+        change = float(raw.max(raw.abs(new - x)))
+        if change <= tol * scale:
             return new
         x = new
-    raise RuntimeError(f"fixed-point inversion did not converge in {iters} steps "
-                       f"(last change {float(raw.max(raw.abs(new - x))):.3g}); is Lip(MLP o norm) < 1?")
+    raise NotContractive(f"fixed-point inversion did not converge in {iters} steps "
+                         f"(last change {change:.3g}); is Lip(MLP o norm) < 1?")
 
 
 def per_token_mlp_oracle(p, p_ft, cfg):
