@@ -30,6 +30,9 @@ pytestmark = pytest.mark.claim(15)
 @given(model_and_tokens(), st.data())
 def test_block_shift_is_first_order_exact(mt, data):
     cfg, params, tokens = mt
+    # LayerNorm over 2 features is locally constant and jumps where x1 = x2: a first-order
+    # slope is meaningless across the jump (stress seed 950046 crossed it, slope 1.55)
+    assume(not flat_layernorm(cfg))
     layer = data.draw(st.integers(0, cfg.n_layers - 1))
     delta = fo.random_update(params, f"model.layers.{layer}.*", seed=data.draw(seeds))
     H = stream(params, tokens, cfg, f"blocks.{layer}.hook_resid_pre")
