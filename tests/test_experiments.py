@@ -6,6 +6,7 @@ paper's orderings (which method beats which) -- docs/results.md reports those as
 """
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -134,6 +135,17 @@ def test_pretrain_rejects_a_bad_out_before_training(tmp_path):
     blocker.write_text("")
     with pytest.raises(UsageError, match="cannot write"):
         pretrain.main(["--out", str(blocker / "sub" / "base.npz")])
+
+
+def test_task_weights_set_each_tasks_share_of_the_pretraining_mixture(capsys):
+    weights = pretrain.task_weights("boolq=6")
+    assert weights == {**pretrain.TASK_WEIGHTS, "boolq": 6.0}
+    counts = lambda w: Counter(e.task for e in pretrain.mixture(0, 10, w))
+    assert counts(weights)["boolq"] == 8 * 60 and counts(weights)["gsm"] == counts(pretrain.TASK_WEIGHTS)["gsm"]
+    for bad, message in (("bq=2", "unknown task 'bq'"), ("boolq=x", "expected TASK=NUMBER"), ("gsm=0", "positive")):
+        with pytest.raises(SystemExit):
+            pretrain.main(["--task-weights", bad])
+        assert message in capsys.readouterr().err
 
 
 def test_stored_learning_rates_cover_every_method_and_task_from_their_grids():

@@ -38,23 +38,23 @@ CARD_PATH = DATA_DIR / "base.json"
 RUN_PATH = Path("runs/pretrain/base.npz")
 BASE_CONFIG = Config.llama(vocab_size=TOKENIZER.vocab_size, d_model=64, n_layers=4, n_heads=4, n_kv_heads=2,
                            d_mlp=192, n_ctx=96, dtype="float32")
-DEFAULTS = dict(steps=2000, batch_size=32, lr=3e-3, warmup=100, schedule="cosine", weight_decay=0.01,
-                clip=1.0, init_seed=0, data_seed=0, per_task_format=1500)
 # the lookup (boolq) and the arithmetic (gsm, listops) take longest to learn: they get more of the mixture
 TASK_WEIGHTS = {"listops": 1.5, "boolq": 2.0, "winogrande": 1.0, "gsm": 1.5}
+DEFAULTS = dict(steps=2000, batch_size=32, lr=3e-3, warmup=100, schedule="cosine", weight_decay=0.01,
+                clip=1.0, init_seed=0, data_seed=0, per_task_format=1500, task_weights=TASK_WEIGHTS)
 FINGERPRINT_PROMPT = "max(3,min(4,7),2)|num"
 
 
-def mixture(data_seed, per_task_format):
+def mixture(data_seed, per_task_format, task_weights=TASK_WEIGHTS):
     """Train-split examples of every task in every seen pair (formats 1..8; 0 is held out),
-    ``TASK_WEIGHTS[task] * per_task_format`` of each.
+    ``task_weights[task] * per_task_format`` of each.
 
     Each format draws its own problems (seed mixed with the format), so the pool covers
     more of the train split than one problem set rendered eight ways."""
     pool = []
     for task in TASK_NAMES:
         for fmt in range(1, get_task(task).n_formats):
-            n = int(TASK_WEIGHTS[task] * per_task_format)
+            n = int(task_weights[task] * per_task_format)
             pool += examples(task, "train", n, seed=1000 * data_seed + fmt, fmt=fmt)
     return pool
 
@@ -72,7 +72,7 @@ def pretrain(cfg=BASE_CONFIG, progress=True, callback=None, init=None, checkpoin
     unknown = set(h) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown pretraining settings {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
-    pool = mixture(h["data_seed"], h["per_task_format"])
+    pool = mixture(h["data_seed"], h["per_task_format"], h["task_weights"])
     data = batch_sampler(pool, h["batch_size"], seed=h["data_seed"])
     objective = lambda params, batch: loss_fn(params, batch["tokens"], cfg, mask=batch["mask"])
     start = init_params(cfg, h["init_seed"]) if init is None else init
@@ -116,6 +116,22 @@ def load_card(path=CARD_PATH):
     return json.loads(Path(path).read_text())
 
 
+def task_weights(text):
+    """``"boolq=6,gsm=1"`` -> ``TASK_WEIGHTS`` with those entries replaced (argparse type)."""
+    weights = dict(TASK_WEIGHTS)
+    for item in filter(None, text.split(",")):
+        task, _, value = item.partition("=")
+        if task not in weights:
+            raise argparse.ArgumentTypeError(f"unknown task {task!r}; valid: {sorted(weights)}")
+        try:
+            weights[task] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected TASK=NUMBER, e.g. boolq=6") from None
+        if weights[task] <= 0:
+            raise argparse.ArgumentTypeError(f"{item!r}: a weight must be positive")
+    return weights
+
+
 def check_out(path):
     """Fail before training, not after: ``path`` must end in .npz/.safetensors and be writable."""
     check_writable(path, "--out", suffixes=(".npz", ".safetensors"))
@@ -132,7 +148,11 @@ def summary_line(losses):
 def main(argv=()):
     parser = argparse.ArgumentParser(prog="ministeer pretrain", description=__doc__.split("\n")[0])
     for key, value in DEFAULTS.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+        if key != "task_weights":
+            parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--task-weights", type=task_weights, default=TASK_WEIGHTS, metavar="TASK=W,...",
+                        help=f"each task's share of the mixture, times --per-task-format (default {TASK_WEIGHTS}); "
+                        "tasks not named keep their default")
     parser.add_argument("--out", default=str(RUN_PATH), help=f"checkpoint path (.npz or .safetensors; default "
                         f"{RUN_PATH}); the card goes next to it as .json")
     parser.add_argument("--ship", action="store_true", help=f"write to the shipped {BASE_PATH} instead of --out")
