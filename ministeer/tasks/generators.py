@@ -75,8 +75,14 @@ def listops_value(tree):
     return listops_apply(op, [listops_value(a) for a in args])
 
 
+# The operators problems are drawn with. LRA's SM (sum mod 10) is left out: after 20 000
+# pretraining steps the 4x64 base scored 10-19% on problems with SM against 77-100% with
+# the others (docs/results.md), so SM items would measure teaching, not elicitation.
+LISTOPS_OPS = ("min", "max", "med")
+
+
 def _listops_tree(rng, depth):
-    op = ("min", "max", "med", "sm")[rng.integers(4)]
+    op = LISTOPS_OPS[rng.integers(len(LISTOPS_OPS))]
     args = []
     for _ in range(int(rng.integers(2, 4))):
         nest = depth > 1 and rng.random() < 0.3
@@ -106,7 +112,7 @@ def listops_postfix(tree):
 
 
 class ListOps(Factorized):
-    """Nested MIN/MAX/MED/SM over digits, at most two levels deep."""
+    """Nested MIN/MAX/MED over digits (``LISTOPS_OPS``), at most two levels deep."""
     name = "listops"
     CUES = ("num", "say", "word")
 
