@@ -100,8 +100,10 @@ def probe_logits(params, cfg):
 
 
 def code_version():
+    """The commit this code is at (``-dirty`` when tracked files differ from it), or "unknown"."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=DATA_DIR, timeout=10)
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True,
+                             text=True, cwd=DATA_DIR, timeout=10)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -180,6 +182,7 @@ def main(argv=()):
         if previous is not None:
             previous.pop("gates", None)
             previous.pop("probe_logits", None)
+    version = code_version()  # now, not after training: the tree may move on during a long run
     checkpoints = out.parent / "checkpoints" if args.save_every else None
     params, result = pretrain(progress=True, init=init, checkpoint_dir=checkpoints, save_every=args.save_every,
                               **hparams)
@@ -190,7 +193,7 @@ def main(argv=()):
                 seconds=round(result.seconds, 1), final_loss=final,
                 loss_curve=[round(float(np.mean(result.losses[i:i + 100])), 4)
                             for i in range(0, len(result.losses), 100)],
-                command=" ".join(["ministeer pretrain", *argv]), code_version=code_version(),
+                command=" ".join(["ministeer pretrain", *argv]), code_version=version,
                 sha256=fingerprint(params), probe_prompt=FINGERPRINT_PROMPT,
                 probe_logits=[round(float(x), 4) for x in probe_logits(params, BASE_CONFIG)],
                 versions={"python": sys.version.split()[0], "numpy": np.__version__})
