@@ -33,36 +33,38 @@ def test_shipped_checkpoint_matches_its_card():
     assert BASE_PATH.stat().st_size < 4_000_000
 
 
-# The shipped v2 base misses the "seen pairs >= 90%" gate on every task: pretraining had to stop at
-# 2000 steps (22 min under a 2-core machine shared with ~7 jobs, load 10-16), and the card measured
-# seen-pair means of 38.1% (listops), 42.2% (boolq), 34.4% (winogrande) and 9.5% (gsm). The held-out
-# (> 0%) and probe (within 10 points) gates pass. These two tests stay strict: they fail the day a
-# base that passes is shipped without removing the marks. docs/results.md records the numbers.
-MISSED_SEEN_GATE = pytest.mark.xfail(
-    strict=True, reason="shipped base misses the seen-pairs >= 90% gate (card: listops 38.1, boolq 42.2, "
-                        "winogrande 34.4, gsm 9.5); pretraining stopped at 2000 steps for lack of CPU")
+# Tasks whose "seen pairs >= 90%" gate the shipped base misses, with the card's seen-pair mean.
+# The two gate tests below enforce every gate of every other task, and for these tasks every gate
+# but that one; they fail the day such a task passes, so that this table (and docs/results.md,
+# which reads the numbers) is updated rather than left stale.
+MISSED_SEEN = {"boolq": "60.0% (worst pair 53%): the passage lookup is not learned"}
 
 
-@MISSED_SEEN_GATE
-def test_the_card_records_that_every_gate_passed():
-    """Rejects a base that was shipped although a gate failed (or without its gates)."""
+def _check_gates(verdicts, where):
+    for task, ok in verdicts.items():
+        expected = {gate: not (gate == "seen" and task in MISSED_SEEN) for gate in ok}
+        assert ok == expected, (f"{where}: {task} gates {ok}, expected {expected}"
+                                + (f" (MISSED_SEEN says it misses seen pairs: {MISSED_SEEN[task]})"
+                                   if task in MISSED_SEEN else ""))
+
+
+def test_the_card_records_which_gates_passed():
+    """Rejects a base shipped although a gate failed (or without its gates), beyond the documented misses."""
     recorded = load_card()["gates"]
     assert recorded["thresholds"] == dict(seen_min=0.9, held_out_above=0.0, probe_gap_max=0.1)
-    failed = {t: [k for k, ok in g["pass"].items() if not ok] for t, g in recorded["tasks"].items()}
-    assert recorded["all_pass"], failed
+    _check_gates({t: g["pass"] for t, g in recorded["tasks"].items()}, "the card")
+    assert recorded["all_pass"] == (not MISSED_SEEN)
 
 
 @pytest.mark.slow
-@MISSED_SEEN_GATE
 def test_shipped_base_passes_its_gates():
-    """Recomputed here on fewer items than the card: seen pairs >= 90% on every task, the
-    held-out pair > 0% zero-shot, and the held-out probe within 10 points of the seen ones.
-    Rejects a base pretrained too briefly (seen pairs fail) or one that saw the benchmark pair."""
+    """Recomputed here on fewer items than the card: seen pairs >= 90%, the held-out pair > 0%
+    zero-shot, and the held-out probe within 10 points of the seen ones, on every task (but the
+    documented misses). Rejects a base pretrained too briefly (seen pairs fail) or one that saw
+    the benchmark pair."""
     params, cfg = load_base()
     measured = gates.evaluate_gates(params, cfg, n_acc=20, n_probe_train=200, n_probe_test=80)
-    failed = {t: {k: round(g[k], 3) for k in ("seen_mean", "held_out", "probe_held_out", "probe_seen_mean")}
-              for t, g in measured.items() if not all(g["pass"].values())}
-    assert not failed, failed
+    _check_gates({t: g["pass"] for t, g in measured.items()}, "recomputed")
 
 
 def test_the_card_records_the_gates_it_measured():
