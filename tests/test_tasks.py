@@ -58,8 +58,8 @@ def test_bad_arguments_raise_clear_errors():
         examples("mnli", "train", 3)
     with pytest.raises(KeyError, match="valid splits"):
         examples("gsm", "dev", 3)
-    with pytest.raises(ValueError, match="formats 0..8"):
-        examples("gsm", "train", 3, fmt=9)
+    with pytest.raises(ValueError, match="formats 0..9"):
+        examples("gsm", "train", 3, fmt=10)
     with pytest.raises(ValueError, match="distinct"):
         examples("winogrande", "test", 10 ** 4)
     with pytest.raises(ValueError, match="non-empty"):
@@ -89,17 +89,22 @@ def test_every_format_fits_the_base_context():
 
 
 def test_formats_are_notation_times_style_with_an_explicit_cue():
-    """Rejects a style that is not cued in the prompt (the model could not know what to write)
-    and a benchmark pair that is not (notation 0, style 0)."""
-    from ministeer.tasks.generators import pair_of
-    assert pair_of(0) == (0, 0) and sorted(pair_of(f) for f in range(9)) == [(i, j) for i in range(3) for j in range(3)]
+    """Rejects a style that is not cued in the prompt (the model could not know what to write),
+    a benchmark pair that is not (notation 0, boxed style 0), and a boxed cue that a pretrained
+    style also uses."""
+    from ministeer.tasks.generators import BENCHMARK, BOXED_CUE, pair_of
+    assert sorted(pair_of(f) for f in range(9)) == [(i, j) for i in range(3) for j in range(3)]
+    assert pair_of(0) == (0, 0) and pair_of(BENCHMARK) == (0, 3)
     for task in TASK_NAMES:
         gen = get_task(task)
-        assert gen.n_formats == 9 and len(set(gen.CUES)) == 3
+        assert gen.n_formats == 10 and len(set(gen.CUES)) == 3 and BOXED_CUE not in gen.CUES
         for fmt in formats(task):
             notation, style = pair_of(fmt)
             for e in examples(task, "val", 20, fmt=fmt):
-                assert e.prompt.endswith("|" + gen.CUES[style])
+                assert e.prompt.endswith("|" + (gen.CUES + (BOXED_CUE,))[style])
+        for boxed, plain in zip(examples(task, "val", 20), examples(task, "val", 20, fmt=0)):
+            assert boxed.prompt.removesuffix("|box") == plain.prompt.rsplit("|", 1)[0]
+            assert boxed.completion == f"[{plain.completion}]"
 
 
 # ---------------------------------------------------------------- leakage
@@ -113,6 +118,7 @@ def test_pretraining_adaptation_and_test_splits_are_disjoint():
     from ministeer.experiments.pretrain import mixture
     pre = mixture(data_seed=0, per_task_format=60)
     assert {e.fmt for e in pre} == set(range(1, 9))  # the benchmark pair is never pretrained on
+    assert not any(e.prompt.endswith("|box") or e.completion.startswith("[") for e in pre)  # nor its style
     for task in TASK_NAMES:
         adapt = examples(task, "train", 300, seed=0)
         val, test = examples(task, "val", 200, seed=0), examples(task, "test", 300, seed=1)
@@ -172,11 +178,14 @@ def listops_postfix(text):
 
 
 WORDS = "zero one two three four five six seven eight nine".split()
+FIRST_CUE = {"listops": "num", "boolq": "tf", "winogrande": "who", "gsm": "csv"}
 
 
 def independent_answer(task, prompt):
     """The reference completion, parsed from the prompt alone: notation by its shape, style by its cue."""
     body, cue = prompt.rsplit("|", 1)
+    if cue == "box":  # the benchmark style: the first style's answer in brackets
+        return "[" + independent_answer(task, body + "|" + FIRST_CUE[task]) + "]"
     if task == "listops":
         value = (listops_brackets(body) if body.startswith("[") else listops_postfix(body) if ":" in body
                  else eval(body, {"__builtins__": {}}, LISTOPS))

@@ -1,7 +1,7 @@
 """``ministeer compare``: adaptation methods × tasks × seeds, as in the paper's Table 1.
 
 One *run* = adapt the shipped base model (``pretrain.py``) to one task's benchmark
-pair (format 0, held out of pretraining) with one method and one seed, then score
+pair (format 9: an answer style held out of pretraining) with one method and one seed, then score
 exact-match greedy accuracy on the test split. A seed sets the adapter init, the batch
 order *and* the draw of training and test problems, so the spread over seeds includes
 data and test sampling. Each method uses the learning rate chosen for it on the
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .. import adapters as A
 from ..model import forward, loss_fn
-from ..tasks import TASK_NAMES, accuracy, batch_sampler, encode, examples
+from ..tasks import BENCHMARK, TASK_NAMES, accuracy, batch_sampler, encode, examples
 from ..train import TrainingDiverged
 from ..usage import check_writable
 from .pretrain import BASE_PATH, load_base
@@ -80,7 +80,7 @@ def _base(path):
 
 @lru_cache(maxsize=None)
 def _examples(task, split, n, seed):
-    return examples(task, split, n, seed=seed, fmt=0)
+    return examples(task, split, n, seed=seed, fmt=BENCHMARK)
 
 
 def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_PATH)):

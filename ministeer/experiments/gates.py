@@ -1,17 +1,23 @@
 """The base model's gates: does it already have each skill, so that adapting is elicitation?
 
-Three checks per task, recorded in the card (``base.json``) by ``ministeer pretrain`` and
+Four checks per task, recorded in the card (``base.json``) by ``ministeer pretrain`` and
 re-checked against the shipped checkpoint by ``tests/test_experiments.py``:
 
-1. **Seen pairs**: mean exact-match accuracy over the 8 pretrained (notation, style)
-   pairs >= 90% (validation split). The worst single pair is recorded too.
-2. **Held-out pair, zero-shot**: accuracy on the benchmark pair (format 0, test split) > 0%:
-   the base can already, sometimes, combine the notation with the style.
-3. **Linear probe**: a ridge classifier on the residual stream at the last prompt token
+1. **seen** -- mean exact-match accuracy over the 8 pretrained (notation, style) pairs
+   (``PRETRAINED``) >= 90% (validation split). The worst single pair is recorded too.
+2. **held_out** -- the benchmark pair (format 9, test split) *answered* zero-shot: accuracy
+   under the official code's answer extraction (``tasks/extract.py``) > 0%. The base
+   writes the right answer, in a style it knows.
+3. **headroom** -- the benchmark pair in its own format, zero-shot: exact match at least 30
+   points below the seen pairs. There is something to elicit (the v2 benchmark pair had
+   none: the base composed it by itself at 92-98%, docs/results.md).
+4. **probe** -- a ridge classifier on the residual stream at the last prompt token
    (``<sep>``), best layer, reads the problem's ``label`` (ListOps value, BoolQ yes/no,
-   Winogrande answer name, GSM first total). On the held-out pair it must come within
+   Winogrande answer name, GSM first total). On the benchmark pair it must come within
    10 points of its mean over the seen pairs: the answer is computed inside the model
    whichever format asks for it.
+
+Format 0 (the v2 benchmark pair, never pretrained either) is measured and recorded, not gated.
 """
 import json
 from pathlib import Path
@@ -21,17 +27,22 @@ import numpy as np  # host side: probes are least-squares fits on cached activat
 from ..backend import to_numpy
 from ..io import load_model
 from ..model import forward, run_with_cache
-from ..tasks import TASK_NAMES, accuracy, encode, examples, get_task
+from ..tasks import BENCHMARK, PRETRAINED, TASK_NAMES, accuracy, encode, examples
 
-SEEN_MIN, HELD_OUT_MIN, PROBE_GAP_MAX = 0.90, 0.0, 0.10
+SEEN_MIN, HELD_OUT_MIN, HEADROOM_MIN, PROBE_GAP_MAX = 0.90, 0.0, 0.30, 0.10
+THRESHOLDS = dict(seen_min=SEEN_MIN, held_out_above=HELD_OUT_MIN, headroom_min=HEADROOM_MIN,
+                  probe_gap_max=PROBE_GAP_MAX)
+GATED = (*PRETRAINED, BENCHMARK)  # the formats gated; format 0 is recorded alongside
 FULL = dict(n_acc=100, n_probe_train=600, n_probe_test=300)  # the card's numbers
 
 
-def pair_accuracies(params, cfg, task, n, seed=0):
-    """``{fmt: accuracy}``: seen formats on the validation split, format 0 on the test split."""
+def pair_accuracies(params, cfg, task, n, seed=0, match="exact"):
+    """``{fmt: accuracy}`` for 0, the pretrained formats and the benchmark: pretrained ones on
+    the validation split, the never-pretrained ones (0, ``BENCHMARK``) on the test split."""
     logits_fn = lambda tokens, _: forward(params, tokens, cfg)
-    return {fmt: accuracy(logits_fn, examples(task, "test" if fmt == 0 else "val", n, seed=seed, fmt=fmt),
-                          n_ctx=cfg.n_ctx) for fmt in range(get_task(task).n_formats)}
+    split = lambda fmt: "val" if fmt in PRETRAINED else "test"
+    return {fmt: accuracy(logits_fn, examples(task, split(fmt), n, seed=seed, fmt=fmt), n_ctx=cfg.n_ctx,
+                          match=match) for fmt in (0, *GATED)}
 
 
 def last_prompt_features(params, cfg, exs):
@@ -70,25 +81,34 @@ def evaluate_gates(params, cfg, n_acc=100, n_probe_train=600, n_probe_test=300, 
     out = {}
     for task in tasks:
         acc = pair_accuracies(params, cfg, task, n_acc)
-        seen = [acc[f] for f in acc if f != 0]
-        probes = {f: probe_accuracy(params, cfg, task, f, n_probe_train, n_probe_test) for f in acc}
-        probe_seen = float(np.mean([probes[f] for f in probes if f != 0]))
+        seen = [acc[f] for f in PRETRAINED]
+        answered = accuracy(lambda tokens, _: forward(params, tokens, cfg), examples(task, "test", n_acc),
+                            n_ctx=cfg.n_ctx, match="official")
+        probes = {f: probe_accuracy(params, cfg, task, f, n_probe_train, n_probe_test) for f in GATED}
+        probe_seen = float(np.mean([probes[f] for f in PRETRAINED]))
         row = dict(accuracy={str(f): a for f, a in acc.items()}, seen_mean=float(np.mean(seen)),
-                   seen_min=float(min(seen)), held_out=acc[0], probe={str(f): p for f, p in probes.items()},
-                   probe_seen_mean=probe_seen, probe_held_out=probes[0])
-        row["pass"] = dict(seen=row["seen_mean"] >= SEEN_MIN, held_out=row["held_out"] > HELD_OUT_MIN,
-                           probe=row["probe_held_out"] >= probe_seen - PROBE_GAP_MAX)
+                   seen_min=float(min(seen)), held_out_exact=acc[BENCHMARK], held_out_official=answered,
+                   probe={str(f): p for f, p in probes.items()}, probe_seen_mean=probe_seen,
+                   probe_held_out=probes[BENCHMARK])
+        row["pass"] = verdicts(row)
         out[task] = row
     return out
 
 
+def verdicts(row):
+    """``{gate: bool}`` from a task's numbers (the module docstring says what each gate means)."""
+    return dict(seen=row["seen_mean"] >= SEEN_MIN, held_out=row["held_out_official"] > HELD_OUT_MIN,
+                headroom=row["held_out_exact"] <= row["seen_mean"] - HEADROOM_MIN,
+                probe=row["probe_held_out"] >= row["probe_seen_mean"] - PROBE_GAP_MAX)
+
+
 def summary(gates):
     """A short table of the gates, one line per task."""
-    lines = ["task        seen mean (min)  held-out  probe held-out / seen  gates"]
+    lines = ["task        seen mean (min)  held-out official / exact  probe held-out / seen  gates"]
     for task, g in gates.items():
         ok = " ".join(f"{k}:{'ok' if v else 'FAIL'}" for k, v in g["pass"].items())
         lines.append(f"{task:<11} {100 * g['seen_mean']:5.1f} ({100 * g['seen_min']:5.1f})   "
-                     f"{100 * g['held_out']:6.1f}    "
+                     f"{100 * g['held_out_official']:6.1f} / {100 * g['held_out_exact']:5.1f}         "
                      f"{100 * g['probe_held_out']:5.1f} / {100 * g['probe_seen_mean']:5.1f}"
                      f"          {ok}")
     return "\n".join(lines)
@@ -100,8 +120,7 @@ def write_gates(model_path, card_path, **sizes):
     sizes = {**FULL, **sizes}
     gates = evaluate_gates(params, cfg, **sizes)
     card = json.loads(Path(card_path).read_text())
-    card["gates"] = dict(thresholds=dict(seen_min=SEEN_MIN, held_out_above=HELD_OUT_MIN, probe_gap_max=PROBE_GAP_MAX),
-                         sizes=sizes, tasks=gates, all_pass=all(all(g["pass"].values()) for g in gates.values()))
+    card["gates"] = dict(thresholds=THRESHOLDS, benchmark_format=BENCHMARK, sizes=sizes, tasks=gates, all_pass=all(all(g["pass"].values()) for g in gates.values()))
     Path(card_path).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return dict(gates=gates, summary=summary(gates))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np  # host side: data is built on the host, then handed to the model
 
-from .generators import get_task
+from .generators import BENCHMARK, get_task
 from .tokenizer import TOKENIZER
 
 SPLITS = {"train": range(0, 8), "val": range(8, 9), "test": range(9, 10)}  # tenths of the hash space
@@ -37,8 +37,9 @@ def split_of(key):
     return next(name for name, tenths in SPLITS.items() if bucket in tenths)
 
 
-def examples(task, split, n, seed=0, fmt=0, patience=20000):
-    """``n`` distinct examples of ``task`` (a name) in ``split``, deterministic in ``seed``.
+def examples(task, split, n, seed=0, fmt=BENCHMARK, patience=20000):
+    """``n`` distinct examples of ``task`` (a name) in ``split``, deterministic in ``seed``;
+    in the benchmark pair unless ``fmt`` says otherwise (``generators.FORMATS``).
 
     Raises ``ValueError`` when ``patience`` draws in a row bring no new example, i.e. the
     split holds fewer than ``n`` distinct problems.

@@ -56,7 +56,12 @@ def extract_name(text):
 
 
 def official_correct(task, output, reference):
-    """Is ``output`` right under the official extraction rule of ``task``?"""
+    """Is ``output`` right under the official extraction rule of ``task``?
+
+    A boxed reference (the benchmark style, ``[12,9]``) is compared by what is inside the
+    brackets: the rules extract the answer wherever it stands, boxed or not."""
+    if reference.startswith("[") and reference.endswith("]"):
+        reference = reference[1:-1]
     if task in ("gsm", "listops"):
         pred, label = extract_number(output), float(reference.split(",")[-1])
         return pred is not None and abs(pred - label) < 1e-4

@@ -1,24 +1,30 @@
 """Four synthetic tasks in the spirit of the paper's benchmarks, in factorized formats.
 
-Each task draws a *problem* from a seeded RNG and renders it as one of 3 prompt
-*notations* × 3 answer *styles*. The prompt ends with an explicit style cue
-(``|num``, ``|say`` ...), so the model is told which answer style to produce. A format
-is one (notation, style) pair, numbered ``fmt = 3 * notation + style``.
+Each task draws a *problem* from a seeded RNG and renders it in one of its *formats*: a
+prompt *notation* and an answer *style*. The prompt ends with an explicit style cue
+(``|num``, ``|say`` ...), so the model is told which answer style to produce. Formats
+0..8 are the grid of 3 notations × 3 styles, numbered ``fmt = 3 * notation + style``;
+the base model is pretrained on formats 1..8 (``PRETRAINED``, in
+``ministeer/experiments/pretrain.py``).
 
-Format 0 = (notation 0, style 0) is the **benchmark pair**. Pretraining sees the other
-eight pairs (``ministeer/experiments/pretrain.py``): every notation and every style, but
-never this combination. Adapting to format 0 is then elicitation, as in the paper: the
-base already has the skill, reads the notation and writes the style, and must only be
-brought to combine them (docs/results.md).
+Format 9 is the **benchmark pair** (``BENCHMARK``): notation 0 with a fourth answer style,
+*boxed* (cue ``|box``, answer ``[...]`` around style 0's answer, as GSM8K and MATH
+answers are boxed), which pretraining never shows with any notation of any task. The
+base computes the answer (a linear probe reads it, ``experiments/gates.py``) and writes
+it in a style it knows, so zero-shot it scores 0% exact match and high under the
+official extraction; adapting it to the benchmark is elicitation, as in the paper: the
+skill is there, the format must be learned (docs/results.md). Format 0 = (notation 0,
+style 0) was the v2 benchmark pair: also never pretrained, but the base composes it by
+itself (92-98% zero-shot), so it left nothing to elicit.
 
 ================  ==============================================  ==============
-task              format 0 (prompt -> completion)                 paper analogue
+task              format 9 (prompt -> completion)                 paper analogue
 ================  ==============================================  ==============
-``listops``       ``max(3,min(4,7),2)|num`` -> ``3``              LRA ListOps
-``boolq``         ``tom cat,ann dog. ann hat?|tf`` -> ``false``   BoolQ
-``winogrande``    ``tom older than ann. younger: ann or tom?|who``  Winogrande
-                  -> ``ann``
-``gsm``           ``x=7;x+=5;x-=3;x*=2;x?|csv`` -> ``12,9,18``    GSM8K
+``listops``       ``max(3,min(4,7),2)|box`` -> ``[3]``            LRA ListOps
+``boolq``         ``tom cat,ann dog. ann hat?|box`` -> ``[false]``  BoolQ
+``winogrande``    ``tom older than ann. younger: ann or tom?|box``  Winogrande
+                  -> ``[ann]``
+``gsm``           ``x=7;x+=5;x-=3;x*=2;x?|box`` -> ``[12,9,18]``  GSM8K
 ================  ==============================================  ==============
 
 A problem's ``key`` is its format-free identity; the train/val/test split is a hash of
@@ -35,21 +41,31 @@ COMPARATIVES = (("older", "younger"), ("taller", "shorter"), ("faster", "slower"
                 ("richer", "poorer"), ("heavier", "lighter"))
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 N_NOTATIONS = N_STYLES = 3
+BOXED = 3  # the benchmark's answer style: never pretrained, for any notation or task
+BOXED_CUE = "box"
+FORMATS = tuple((n, s) for n in range(N_NOTATIONS) for s in range(N_STYLES)) + ((0, BOXED),)
+BENCHMARK = 9  # FORMATS[9] = (notation 0, boxed)
+PRETRAINED = tuple(range(1, N_NOTATIONS * N_STYLES))  # formats 1..8; 0 and 9 are never pretrained
 
 
 def pair_of(fmt):
-    """``fmt -> (notation, style)``; format 0 is the held-out benchmark pair (0, 0)."""
-    return divmod(fmt, N_STYLES)
+    """``fmt -> (notation, style)``: ``3 * notation + style`` on the 3×3 grid, and 9 -> (0, boxed)."""
+    return FORMATS[fmt]
+
+
+def boxed(answer):
+    return f"[{answer}]"
 
 
 class Factorized:
     """A task rendered as notation × style; subclasses give ``notations``, ``styles``, ``CUES``."""
-    n_formats = N_NOTATIONS * N_STYLES
+    n_formats = len(FORMATS)
 
     def render(self, problem, fmt):
         notation, style = pair_of(fmt)
-        prompt = self.notations(problem)[notation] + "|" + self.CUES[style]
-        return prompt, self.styles(problem)[style]
+        answers = self.styles(problem)
+        cues, answers = self.CUES + (BOXED_CUE,), answers + (boxed(answers[0]),)
+        return self.notations(problem)[notation] + "|" + cues[style], answers[style]
 
 # ---------------------------------------------------------------- ListOps
 
