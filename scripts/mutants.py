@@ -41,6 +41,7 @@ AREAS = {
     "adapters": ["tests/test_adapters_defaults.py", "tests/test_adapters_*.py"],
     "theory": ["tests/test_theory_helpers.py", "tests/test_claim_*.py", "tests/test_translate.py"],
     "train": ["tests/test_train_decay_schedule.py", "tests/test_train.py"],
+    "tasks": ["tests/test_extract.py", "tests/test_tasks.py", "tests/test_experiments.py"],
 }
 
 # (name, area, file, old text, new text, what the bug is)
@@ -166,6 +167,19 @@ MUTANTS = [
      "clipping scales gradients up"),
     ("adam_v_uses_b1", "train", "ministeer/train.py", "        v *= b2\n",
      "        v *= b1\n", "second moment decays with beta1"),
+    # ---------------------------------------------------------------- tasks and gates
+    ("benchmark_is_pair_00", "tasks", "ministeer/tasks/generators.py", "BENCHMARK = 9  #", "BENCHMARK = 0  #",
+     "the benchmark is the v2 pair, which the base composes by itself"),
+    ("boxed_style_1", "tasks", "ministeer/tasks/generators.py", "answers + (boxed(answers[0]),)",
+     "answers + (boxed(answers[1]),)", "the boxed answer wraps the wrong style"),
+    ("pretrain_sees_boxed", "tasks", "ministeer/tasks/generators.py",
+     "PRETRAINED = tuple(range(1, N_NOTATIONS * N_STYLES))", "PRETRAINED = tuple(range(1, N_NOTATIONS * N_STYLES + 1))",
+     "pretraining includes the benchmark pair"),
+    ("official_no_unbox", "tasks", "ministeer/tasks/extract.py", "        reference = reference[1:-1]\n",
+     "        pass\n", "the official rule compares against the brackets"),
+    ("gate_headroom_sign", "tasks", "ministeer/experiments/gates.py",
+     'headroom=row["held_out_exact"] <= row["seen_mean"] - HEADROOM_MIN',
+     'headroom=row["held_out_exact"] >= row["seen_mean"] - HEADROOM_MIN', "headroom gate inverted"),
 ]
 
 

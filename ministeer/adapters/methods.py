@@ -25,10 +25,15 @@ from .lora import full
 # models trained for an epoch; this 0.2M-parameter model trained for a few hundred steps needs
 # larger steps. Same shape: 5 points, 20-30x span, placed so that the values chosen on the
 # toy benchmark fall inside (``ministeer compare`` flags a chosen value at an edge).
-FULL_GRID = (3e-4, 1e-3, 2e-3, 4e-3, 1e-2)
+FULL_GRID = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 1e-2, 2e-2)
 LORA_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
-VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1)
+VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 5e-1)
+# One more point past each edge that the first v3 sweep chose (docs/results.md, "learning rates"):
+# full FT both ways (above), LoRA r=1 and LoReFT upwards, the vector upwards (above), SiLU downwards.
+LORA_R1_GRID = LORA_GRID + (1e-1,)
+LOREFT_GRID = STEER_GRID + (2e-1,)
+SILU_GRID = (2e-3,) + STEER_GRID
 
 LORA8_ALL = dict(kind="lora", r=8, alpha=8.0, targets="all-linear")  # = q,k,v,o,gate,up,down (gelu: no gate)
 POSTBLOCK = dict(kind="lowrank", sites="post_block", r=8, activation="silu")
@@ -58,13 +63,13 @@ class Method:
 METHODS = {
     "full": Method({"full": dict(kind="full")}, "Full FT", 2e-5, FULL_GRID),
     "lora": Method({"lora": LORA8_ALL}, "LoRA r=8", 3e-4, LORA_GRID),
-    "lora_r1": Method({"lora": dict(LORA8_ALL, r=1, alpha=1.0)}, "LoRA r=1", 3e-4, LORA_GRID),
+    "lora_r1": Method({"lora": dict(LORA8_ALL, r=1, alpha=1.0)}, "LoRA r=1", 3e-4, LORA_R1_GRID),
     "lora_r2": Method({"lora": dict(LORA8_ALL, r=2, alpha=2.0)}, "LoRA r=2", 3e-4, LORA_GRID),
-    "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, STEER_GRID),
+    "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, LOREFT_GRID),
     "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3, STEER_GRID),
     "postblock_linear": Method({"steer": dict(POSTBLOCK, activation="linear")}, "Post-block r=8 (linear)",
                                2e-3, STEER_GRID),
-    "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3, STEER_GRID),
+    "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3, SILU_GRID),
     "postblock_vector": Method({"steer": dict(kind="vector", sites="post_block")}, "Post-block vector",
                                2e-3, VECTOR_GRID),
     "postblock_r1": Method({"steer": dict(POSTBLOCK, r=1)}, "Post-block r=1", 2e-3, STEER_GRID),
