@@ -4,7 +4,7 @@ Each mutant is one plausible bug -- a sign, a transpose, a dropped term, an off-
 wrong default -- written as an exact text edit of one source file. For each mutant the
 script edits a *copy* of the repository (the working tree is never touched), runs the
 tests of that area, and calls the mutant killed if they fail. It prints one line per
-mutant and the kill score; docs/09-testing-the-tests.md records the last run.
+mutant and the kill score; docs/testing-the-tests.md records the last run.
 
     python scripts/mutants.py                 # all mutants (about 10-20 min on 2 cores)
     python scripts/mutants.py --only rope_sign --only ln_eps2
