@@ -36,13 +36,13 @@ GATED = (*PRETRAINED, BENCHMARK)  # the formats gated; format 0 is recorded alon
 FULL = dict(n_acc=100, n_probe_train=600, n_probe_test=300)  # the card's numbers
 
 
-def pair_accuracies(params, cfg, task, n, seed=0, match="exact"):
+def pair_accuracies(params, cfg, task, n, seed=0):
     """``{fmt: accuracy}`` for 0, the pretrained formats and the benchmark: pretrained ones on
     the validation split, the never-pretrained ones (0, ``BENCHMARK``) on the test split."""
     logits_fn = lambda tokens, _: forward(params, tokens, cfg)
     split = lambda fmt: "val" if fmt in PRETRAINED else "test"
-    return {fmt: accuracy(logits_fn, examples(task, split(fmt), n, seed=seed, fmt=fmt), n_ctx=cfg.n_ctx,
-                          match=match) for fmt in (0, *GATED)}
+    return {fmt: accuracy(logits_fn, examples(task, split(fmt), n, seed=seed, fmt=fmt), n_ctx=cfg.n_ctx)
+            for fmt in (0, *GATED)}
 
 
 def last_prompt_features(params, cfg, exs):
