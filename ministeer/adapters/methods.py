@@ -23,8 +23,9 @@ from .lora import full
 
 # Learning-rate grids, per family of method. The paper sweeps 5 values per method for 1B-8B
 # models trained for an epoch; this 0.2M-parameter model trained for a few hundred steps needs
-# larger steps. Same shape: 5 points, 20-30x span, placed so that the values chosen on the
-# toy benchmark fall inside (``ministeer compare`` flags a chosen value at an edge).
+# larger steps. 5 points over a 20-30x span, placed so that the values chosen on the toy
+# benchmark fall inside (``ministeer compare`` flags a chosen value at an edge); where the v3
+# sweep still chose an edge, that grid has one or two points more (below).
 FULL_GRID = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 1e-2, 2e-2)
 LORA_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)

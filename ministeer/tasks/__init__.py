@@ -12,5 +12,5 @@ from .tokenizer import TOKENIZER, CharTokenizer
 
 TASK_NAMES = tuple(TASKS)
 
-__all__ = ["BENCHMARK", "PRETRAINED", "TASKS", "TASK_NAMES", "TOKENIZER", "CharTokenizer", "Example", "accuracy", "batch_sampler",
-           "encode", "examples", "get_task", "greedy_complete", "split_of"]
+__all__ = ["BENCHMARK", "PRETRAINED", "TASKS", "TASK_NAMES", "TOKENIZER", "CharTokenizer", "Example", "accuracy",
+           "batch_sampler", "encode", "examples", "get_task", "greedy_complete", "split_of"]
