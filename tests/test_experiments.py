@@ -225,6 +225,19 @@ def test_each_run_is_logged_at_once_and_resume_skips_finished_runs(tmp_path, mon
     assert ran == ["gsm", "boolq"]  # different settings: nothing reused
 
 
+def test_the_report_leaves_out_runs_at_an_older_learning_rate(tmp_path):
+    """After a new sweep moves a rate, the log holds runs at both rates. Rejects a report that
+    tabulates every logged run (two rates of one method and task averaged as if seeds)."""
+    log = tmp_path / "runs.jsonl"
+    s = replace(TINY, methods=("postblock_vector",), tasks=("gsm",))
+    record = lambda lr, accuracy: dict(method="postblock_vector", task="gsm", seed=0, lr=lr, split="test",
+                                       accuracy=accuracy, signature=compare.signature(s))
+    log.write_text("".join(json.dumps(record(lr, acc)) + "\n" for lr, acc in ((0.05, 0.1), (0.2, 0.9))))
+    lrs = {"postblock_vector": {"gsm": 0.2}}
+    assert [r["accuracy"] for r in compare.logged_runs(s, log, lrs)] == [0.9]
+    assert compare.logged_runs(s, log, {"postblock_vector": {"gsm": 0.5}}) == []  # not run yet
+
+
 def _interrupt(_):
     raise KeyboardInterrupt
 

@@ -282,14 +282,25 @@ def lookup_lr(lrs, method, task):
                        "run `ministeer compare --sweep` (with --methods/--all for that method)") from None
 
 
+def planned_jobs(settings, lrs=None, base_path=str(BASE_PATH)):
+    """One job per seed, method and task of ``settings``, each at its stored learning rate."""
+    lrs = load_lrs() if lrs is None else lrs
+    return [dict(method=m, task=t, seed=seed, lr=lookup_lr(lrs, m, t), settings=settings, base_path=base_path)
+            for seed in settings.seeds for m in settings.methods for t in settings.tasks]
+
+
 def compare(settings, n_workers=2, lrs=None, base_path=str(BASE_PATH), log_path=None, resume=False):
     """All runs of ``settings``; returns ``(records, base accuracies)``."""
-    lrs = load_lrs() if lrs is None else lrs
-    jobs = [dict(method=m, task=t, seed=seed, lr=lookup_lr(lrs, m, t), settings=settings, base_path=base_path)
-            for seed in settings.seeds for m in settings.methods for t in settings.tasks]
-    records = run_jobs(jobs, n_workers, "compare", log_path, resume)
+    records = run_jobs(planned_jobs(settings, lrs, base_path), n_workers, "compare", log_path, resume)
     base = {t: base_accuracy(t, settings, base_path) for t in settings.tasks}
     return records, base
+
+
+def logged_runs(settings, log_path, lrs=None):
+    """The planned runs already in the log. A run at an older learning rate (before a new sweep)
+    is left out, so the table never mixes two rates of one method and task."""
+    done = read_log(log_path, settings)
+    return [done[job_key(j)] for j in planned_jobs(settings, lrs) if job_key(j) in done]
 
 # ---------------------------------------------------------------- command line
 
@@ -345,7 +356,7 @@ def main(argv=()):
             if args.sweep_only:
                 return
         if args.report_only:
-            records = list(read_log(out / "runs.jsonl", settings).values())
+            records = logged_runs(settings, out / "runs.jsonl", lrs)
             base = {t: base_accuracy(t, settings, args.base) for t in settings.tasks}
         else:
             records, base = compare(settings, args.jobs, lrs, args.base, out / "runs.jsonl", args.resume)
