@@ -31,10 +31,12 @@ LORA_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
 VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 5e-1)
 # One more point past each edge that the first v3 sweep chose (docs/results.md, "learning rates"):
-# full FT both ways (above), LoRA r=1 and LoReFT upwards, the vector upwards (above), SiLU downwards.
-LORA_R1_GRID = LORA_GRID + (1e-1,)
+# full FT both ways (above), LoRA r=1 and r=2 and LoReFT upwards, the vector upwards (above),
+# SiLU downwards, pre-MLP upwards.
+LORA_LOW_RANK_GRID = LORA_GRID + (1e-1,)
 LOREFT_GRID = STEER_GRID + (2e-1,)
 SILU_GRID = (2e-3,) + STEER_GRID
+PREMLP_GRID = STEER_GRID + (2e-1,)
 
 LORA8_ALL = dict(kind="lora", r=8, alpha=8.0, targets="all-linear")  # = q,k,v,o,gate,up,down (gelu: no gate)
 POSTBLOCK = dict(kind="lowrank", sites="post_block", r=8, activation="silu")
@@ -64,8 +66,8 @@ class Method:
 METHODS = {
     "full": Method({"full": dict(kind="full")}, "Full FT", 2e-5, FULL_GRID),
     "lora": Method({"lora": LORA8_ALL}, "LoRA r=8", 3e-4, LORA_GRID),
-    "lora_r1": Method({"lora": dict(LORA8_ALL, r=1, alpha=1.0)}, "LoRA r=1", 3e-4, LORA_R1_GRID),
-    "lora_r2": Method({"lora": dict(LORA8_ALL, r=2, alpha=2.0)}, "LoRA r=2", 3e-4, LORA_GRID),
+    "lora_r1": Method({"lora": dict(LORA8_ALL, r=1, alpha=1.0)}, "LoRA r=1", 3e-4, LORA_LOW_RANK_GRID),
+    "lora_r2": Method({"lora": dict(LORA8_ALL, r=2, alpha=2.0)}, "LoRA r=2", 3e-4, LORA_LOW_RANK_GRID),
     "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, LOREFT_GRID),
     "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3, STEER_GRID),
     "postblock_linear": Method({"steer": dict(POSTBLOCK, activation="linear")}, "Post-block r=8 (linear)",
@@ -78,7 +80,7 @@ METHODS = {
     "postblock_r4": Method({"steer": dict(POSTBLOCK, r=4)}, "Post-block r=4", 2e-3, STEER_GRID),
     "attnout_r8": Method({"steer": dict(POSTBLOCK, sites="blocks.*.hook_attn_out")}, "Attn-out r=8 (SiLU)",
                          2e-3, STEER_GRID),
-    "premlp_r8": Method({"steer": dict(POSTBLOCK, sites="pre_mlp")}, "Pre-MLP r=8 (SiLU)", 2e-3, STEER_GRID),
+    "premlp_r8": Method({"steer": dict(POSTBLOCK, sites="pre_mlp")}, "Pre-MLP r=8 (SiLU)", 2e-3, PREMLP_GRID),
     "postmlp_r8": Method({"steer": dict(POSTBLOCK, sites="post_mlp")}, "Post-MLP r=8 (SiLU)", 2e-3, STEER_GRID),
     "joint_naive": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint LoRA+post-block (naive)", 2e-4,
                           LORA_GRID, orth=dict(mode="none")),
