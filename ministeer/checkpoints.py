@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from .io import CheckpointError, load_arrays, save_arrays
-from .tree import leaf_paths, tree_map
+from .tree import leaf_paths, tree_with_leaves
 
 FORMAT = "ministeer.train_state/1"
 _NAME = re.compile(r"step-(\d{8})\.safetensors")
@@ -94,8 +94,7 @@ def load_state(path, trainable, settings, run):
                                      f": file {stored!r}, now {expected!r}"))
     parts = {}
     for part in ("params", "m", "v"):
-        leaves = iter([arrays[f"{part}.{i:06d}"] for i in range(len(ours))])
-        parts[part] = tree_map(lambda _: next(leaves), trainable)
+        parts[part] = tree_with_leaves(trainable, [arrays[f"{part}.{i:06d}"] for i in range(len(ours))])
     return meta["step"], parts["params"], parts["m"], parts["v"], list(meta["losses"])
 
 

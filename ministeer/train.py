@@ -16,7 +16,7 @@ from autograd import value_and_grad
 
 from .backend import raw, to_numpy
 from .checkpoints import load_state, resolve_resume, save_state
-from .tree import named_leaves, tree_leaves, tree_map
+from .tree import named_leaves, tree_leaves, tree_map, tree_with_leaves
 
 
 class TrainingDiverged(FloatingPointError):
@@ -253,8 +253,7 @@ class AdamW:
         for k, idx in enumerate(self.groups):
             p, g, m, v = self._pack(params, idx), self._pack(g_leaves, idx), self.m[k], self.v[k]
             self._unpack(self._update(p, g, m, v, c1, c2, self._lr(k, factor)), idx, new)
-        leaves = iter(new)
-        return tree_map(lambda _: next(leaves), trainable)
+        return tree_with_leaves(trainable, new)
 
     def moments(self, like):
         """(m, v) as trees shaped like ``like`` (views of the buffers), e.g. for a checkpoint."""
@@ -263,8 +262,7 @@ class AdamW:
             out = [None] * len(self.shapes)
             for buf, idx in zip(buffers, self.groups):
                 self._unpack(buf, idx, out)
-            leaves = iter(out)
-            trees.append(tree_map(lambda _: next(leaves), like))
+            trees.append(tree_with_leaves(like, out))
         return tuple(trees)
 
     def _unpack(self, flat, idx, out):

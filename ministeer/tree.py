@@ -71,6 +71,12 @@ def tree_leaves(tree):
     return [leaf for _, leaf in named_leaves(tree)]
 
 
+def tree_with_leaves(like, leaves):
+    """The tree shaped like ``like`` holding ``leaves`` (in ``tree_leaves`` order)."""
+    it = iter(leaves)
+    return tree_map(lambda _: next(it), like)
+
+
 def get_path(tree, path):
     """The subtree at a dotted path; a ``KeyError`` lists the valid keys at the failing level."""
     node = tree
