@@ -327,6 +327,13 @@ def test_compare_quick_end_to_end(tmp_path, monkeypatch):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
 
 
+def test_figure_error_bars_stop_at_0_and_100_percent():
+    """Rejects symmetric bars that show a stalled seed's interval below 0% or above 100%."""
+    from ministeer.experiments.figures import clipped_errors
+    below, above = clipped_errors([55.4, 98.0, 50.0], [60.0, 3.0, 10.0])
+    assert below == pytest.approx([55.4, 3.0, 10.0]) and above == pytest.approx([44.6, 2.0, 10.0])
+
+
 @pytest.mark.slow
 def test_analyze_quick_end_to_end(tmp_path):
     from ministeer.experiments import analyze

@@ -72,13 +72,21 @@ def grouped_bars(plt, rows, methods, tasks, path, title):
     for i, method in enumerate(methods):
         cells = [rows[method]["tasks"][t] for t in tasks]
         xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
-        ax.bar(xs, [c["mean"] or 0.0 for c in cells], width, yerr=[c["ci95"] or 0.0 for c in cells],
+        means = [c["mean"] or 0.0 for c in cells]
+        ax.bar(xs, means, width, yerr=clipped_errors(means, [c["ci95"] or 0.0 for c in cells]),
                capsize=2, label=rows[method]["label"])
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     return _save(plt, fig, path)
+
+
+def clipped_errors(means, half_widths, low=0.0, high=100.0):
+    """``[[below], [above]]`` error bars of ``mean ± half_width`` cut at the possible range: an
+    interval from 2-3 seeds where one seed stalls is wider than an accuracy can go."""
+    return [[m - max(low, m - w) for m, w in zip(means, half_widths)],
+            [min(high, m + w) - m for m, w in zip(means, half_widths)]]
 
 
 def analysis_figures(results, folder):
