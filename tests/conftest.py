@@ -8,6 +8,12 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of several test processes (../conftest.py): one BLAS
+    # thread each. The suite's matrices are small, and two processes with two BLAS threads
+    # each on two cores spend their time waiting for each other (measured: 189 s against 161 s).
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
                derandomize=False, print_blob=True)
 settings.register_profile("dev", max_examples=15, **_common)
