@@ -41,7 +41,7 @@ AREAS = {
     "adapters": ["tests/test_adapters_defaults.py", "tests/test_adapters_*.py"],
     "theory": ["tests/test_theory_helpers.py", "tests/test_claim_*.py", "tests/test_translate.py"],
     "train": ["tests/test_train_decay_schedule.py", "tests/test_train.py"],
-    "tasks": ["tests/test_extract.py", "tests/test_tasks.py", "tests/test_experiments.py"],
+    "tasks": ["tests/test_extract.py", "tests/test_tasks.py", "tests/test_evaluate.py", "tests/test_experiments.py"],
 }
 
 # (name, area, file, old text, new text, what the bug is)
@@ -180,6 +180,14 @@ MUTANTS = [
     ("gate_headroom_sign", "tasks", "ministeer/experiments/gates.py",
      'headroom=row["held_out_exact"] <= row["seen_mean"] - HEADROOM_MIN',
      'headroom=row["held_out_exact"] >= row["seen_mean"] - HEADROOM_MIN', "headroom gate inverted"),
+    ("forced_off_by_one", "tasks", "ministeer/tasks/evaluate.py",
+     "predicted[b, n - 1:n - 1 + len(a)] == buf[b, n:n + len(a)]", "predicted[b, n:n + len(a)] == buf[b, n:n + len(a)]",
+     "forced exact match compares each choice with its own token, not the next"),
+    ("forced_no_eos", "tasks", "ministeer/tasks/evaluate.py",
+     "predicted[b, n - 1:n - 1 + len(a)] == buf[b, n:n + len(a)]",
+     "predicted[b, n - 1:n - 2 + len(a)] == buf[b, n:n - 1 + len(a)]", "forced exact match never checks the <eos>"),
+    ("forced_prompt_lengths", "tasks", "ministeer/tasks/evaluate.py", "logits_fn(buf, lengths)",
+     "logits_fn(buf, lengths + 1)", "forced pass gives adapters the wrong prompt lengths"),
 ]
 
 

@@ -112,9 +112,9 @@ def analyze_task(task, lrs, settings, base_path=str(BASE_PATH), rank=8):
                "trained postblock_silu": A.adapter_hooks(fit("postblock_silu"))}
     kl = {name: kl_on_answers(logits_ft, forward(params, tokens, cfg, hooks=h), mask) for name, h in steered.items()}
     test = examples(task, "test", settings.n_test, seed=settings.data_seed)
-    acc = {name: accuracy(lambda t, _, h=h: forward(params, t, cfg, hooks=h), test, n_ctx=cfg.n_ctx)
+    acc = {name: accuracy(lambda t, _, h=h: forward(params, t, cfg, hooks=h), test, n_ctx=cfg.n_ctx, forced=True)
            for name, h in steered.items()}
-    acc["full FT"] = accuracy(lambda t, _: forward(params_ft, t, cfg), test, n_ctx=cfg.n_ctx)
+    acc["full FT"] = accuracy(lambda t, _: forward(params_ft, t, cfg), test, n_ctx=cfg.n_ctx, forced=True)
     return dict(task=task, n_prompts=len(chosen), n_tokens=int(tokens.size),
                 mlp_share=[c["share"] for c in coverage],
                 post_mlp_gap=[c["post_mlp_gap"] / max(c["block_change"], 1e-300) for c in coverage],

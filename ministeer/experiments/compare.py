@@ -99,9 +99,9 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     except TrainingDiverged as err:
         return {**record, "accuracy": None, "diverged_at": err.step, "seconds": time.perf_counter() - start}
     logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)
-    record["accuracy"] = accuracy(logits_fn, scored, n_ctx=cfg.n_ctx)
+    record["accuracy"] = accuracy(logits_fn, scored, n_ctx=cfg.n_ctx, forced=True)  # greedy's verdicts
     if A.METHODS[method].orth is not None and split == "test":  # how much each space carries (official modes)
-        record["modes"] = {mode: accuracy(fn, scored, n_ctx=cfg.n_ctx)
+        record["modes"] = {mode: accuracy(fn, scored, n_ctx=cfg.n_ctx, forced=True)
                            for mode, fn in A.inference_logits_fns(params, adapters, cfg).items()}
     if split == "val":  # tie-breaker for the sweep
         batch = encode(scored)
@@ -120,7 +120,8 @@ def base_accuracy(task, settings, base_path=str(BASE_PATH)):
     """Zero-shot accuracy of the unadapted base on the benchmark pair, averaged over the seeds' test draws."""
     params, cfg = _base(base_path)
     accs = [accuracy(lambda tokens, _: forward(params, tokens, cfg),
-                     _examples(task, "test", settings.n_test, settings.data_seed + seed), n_ctx=cfg.n_ctx)
+                     _examples(task, "test", settings.n_test, settings.data_seed + seed), n_ctx=cfg.n_ctx,
+                     forced=True)
             for seed in settings.seeds]
     return sum(accs) / len(accs)
 

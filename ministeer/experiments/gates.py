@@ -41,8 +41,8 @@ def pair_accuracies(params, cfg, task, n, seed=0):
     the validation split, the never-pretrained ones (0, ``BENCHMARK``) on the test split."""
     logits_fn = lambda tokens, _: forward(params, tokens, cfg)
     split = lambda fmt: "val" if fmt in PRETRAINED else "test"
-    return {fmt: accuracy(logits_fn, examples(task, split(fmt), n, seed=seed, fmt=fmt), n_ctx=cfg.n_ctx)
-            for fmt in (0, *GATED)}
+    return {fmt: accuracy(logits_fn, examples(task, split(fmt), n, seed=seed, fmt=fmt), n_ctx=cfg.n_ctx,
+                          forced=True) for fmt in (0, *GATED)}
 
 
 def last_prompt_features(params, cfg, exs):

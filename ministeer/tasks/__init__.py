@@ -6,11 +6,11 @@
 2
 """
 from .data import Example, batch_sampler, encode, examples, split_of
-from .evaluate import accuracy, greedy_complete
+from .evaluate import accuracy, forced_exact_match, greedy_complete
 from .generators import BENCHMARK, PRETRAINED, TASKS, get_task
 from .tokenizer import TOKENIZER, CharTokenizer
 
 TASK_NAMES = tuple(TASKS)
 
 __all__ = ["BENCHMARK", "PRETRAINED", "TASKS", "TASK_NAMES", "TOKENIZER", "CharTokenizer", "Example", "accuracy",
-           "batch_sampler", "encode", "examples", "get_task", "greedy_complete", "split_of"]
+           "batch_sampler", "encode", "examples", "forced_exact_match", "get_task", "greedy_complete", "split_of"]
