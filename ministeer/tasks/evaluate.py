@@ -100,7 +100,7 @@ def accuracy(logits_fn, examples, tokenizer=TOKENIZER, n_ctx=None, return_predic
     ``match="official"``: the official code's scoring instead -- the task's own
     ``max_new_tokens`` and regex answer extraction (``extract.py``).
     ``forced=True``: the same exact-match verdicts from one teacher-forced pass
-    (``forced_exact_match``, for causal ``logits_fn`` only); 4-12x faster, no predictions.
+    (``forced_exact_match``, for causal ``logits_fn`` only); 4-13x faster, no predictions.
     """
     if not examples:
         raise ValueError("accuracy needs at least one example")
