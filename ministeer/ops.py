@@ -424,6 +424,61 @@ def _ce_jvp(dz, ans, logits, targets, weights):
 defvjp(cross_entropy, _ce_vjp)
 defjvp(cross_entropy, _ce_jvp)
 
+# ---------------------------------------------------------------- orthonormal rows (LoReFT's R)
+# Y = orthonormal_rows(X), X [r, d], r <= d, full rank: Gram-Schmidt on X's rows in order,
+# i.e. Y = Q^T for the thin QR  X^T = Q R  with diag(R) > 0.                (ops.11)
+# With Qbar = g^T and M = -Qbar^T Q, copyltu(M) = tril(M) + tril(M, -1)^T:
+#   dL/dX = R^{-1} (Qbar + Q copyltu(M))^T                                  (ops.12)
+# and forward, with C = Q^T dX^T R^{-1}, Omega = tril(C, -1) - tril(C, -1)^T:
+#   dQ = dX^T R^{-1} - Q C + Q Omega                                         (ops.13)
+# (Walter & Lehmann 2018; Liao et al. 2019, "Differentiable programming tensor networks".)
+
+
+def orthonormal_rows_composed(X):
+    rows = []
+    for i in range(X.shape[0]):
+        x = X[i]
+        for _ in range(2):  # the second pass removes what rounding left of earlier directions
+            if rows:
+                Q = xp.stack(rows)  # [i, d]
+                x = x - (Q @ x) @ Q
+        rows.append(x / xp.sqrt(xp.sum(x * x)))
+    return xp.stack(rows)
+
+
+def _thin_qr(X):
+    """(Q [d, r], R [r, r]) of X^T with R's diagonal made positive, as Gram-Schmidt's."""
+    Q, R = raw.linalg.qr(X.T)
+    signs = raw.where(raw.diagonal(R) < 0, -1.0, 1.0).astype(X.dtype)
+    return Q * signs, R * signs[:, None]
+
+
+@primitive
+def orthonormal_rows(X):
+    return raw.ascontiguousarray(_thin_qr(X)[0].T)
+
+
+def _orthonormal_vjp(ans, X):
+    def vjp(g):
+        Q, R = _thin_qr(X)
+        M = -(g @ Q)  # Qbar^T Q with Qbar = g^T: [r, r]
+        lower = raw.tril(M, -1)
+        B = g.T + Q @ (raw.tril(M) + lower.T)  # [d, r]
+        return raw.linalg.solve(R, B.T)  # R^{-1} B^T: [r, d]
+    return vjp
+
+
+def _orthonormal_jvp(dX, ans, X):
+    Q, R = _thin_qr(X)
+    dA = raw.linalg.solve(R.T, dX).T  # dX^T R^{-1}: [d, r]
+    C = Q.T @ dA
+    lower = raw.tril(C, -1)
+    return (dA - Q @ C + Q @ (lower - lower.T)).T
+
+
+defvjp(orthonormal_rows, _orthonormal_vjp)
+defjvp(orthonormal_rows, _orthonormal_jvp)
+
 PRIMITIVES = {  # name -> (fast primitive, plain composition); the tests walk this table
     "rms_norm": (rms_norm, rms_norm_composed),
     "layer_norm": (layer_norm, layer_norm_composed),
@@ -434,4 +489,5 @@ PRIMITIVES = {  # name -> (fast primitive, plain composition); the tests walk th
     "rope": (rope, rope_composed),
     "embedding": (embedding, embedding_composed),
     "cross_entropy": (cross_entropy, cross_entropy_composed),
+    "orthonormal_rows": (orthonormal_rows, orthonormal_rows_composed),
 }

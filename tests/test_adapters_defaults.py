@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from strategies import seeds
 from ministeer import adapters as A
-from ministeer.adapters.reft import orthonormal_rows
+from ministeer.ops import orthonormal_rows, orthonormal_rows_composed
 from ministeer.model import Config, forward, init_params, param_shapes
 from ministeer.sites import resolve_hooks
 from ministeer.tree import named_leaves
@@ -39,13 +39,15 @@ def test_default_sites_are_the_documented_ones():
     assert A.lowrank(CFG).spec["r"] == 8 and A.lowrank(CFG).spec["activation"] == "silu"
 
 
+@pytest.mark.parametrize("orthonormalize", [orthonormal_rows, orthonormal_rows_composed])
 @given(seeds, st.integers(2, 6), st.sampled_from([1e-5, 1e-7, 1e-9]))
-def test_reft_rotation_is_orthonormal_for_nearly_parallel_rows(seed, r, spread):
+def test_reft_rotation_is_orthonormal_for_nearly_parallel_rows(orthonormalize, seed, r, spread):
     """Rows within ``spread`` of one direction (cond ~ 1/spread): classical Gram-Schmidt run once
-    leaves R R^T - I ~ 1e-16 / spread^2 (1e-4 at 1e-6); run twice, rounding. Rejects one pass."""
+    leaves R R^T - I ~ 1e-16 / spread^2 (1e-4 at 1e-6); run twice, rounding. Rejects one pass.
+    The QR primitive LoReFT uses and its Gram-Schmidt definition must both hold."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(1, 8)) + spread * rng.normal(size=(r, 8))
-    R = np.asarray(orthonormal_rows(X))
+    R = np.asarray(orthonormalize(X))
     np.testing.assert_allclose(R @ R.T, np.eye(r), atol=1e-12)
     # row i spans the same flag as X[:i+1] (Gram-Schmidt, not any orthonormal basis). Rebuilding
     # R[i] from X's nearly parallel rows by least squares loses ~eps * cond(X) ~ 1e-16 / spread,

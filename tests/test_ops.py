@@ -32,6 +32,8 @@ def _inputs(name, rng, dtype=np.float64):
         return [x(V, d)], [rng.integers(0, V, (B, T))]
     if name == "cross_entropy":
         return [x(B * T, V)], [rng.integers(0, V, B * T), (rng.random(B * T) < 0.7).astype(dtype) + 1e-3]
+    if name == "orthonormal_rows":  # r < d, so the projection onto the complement is exercised
+        return [x(4, d)], []
     raise KeyError(name)
 
 

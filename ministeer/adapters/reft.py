@@ -11,11 +11,11 @@ with W: [r, d], b: [r], applied at chosen positions of chosen layers (pyreft's
 ``block_output``).
 
 Parameterization of the orthonormal R (pyreft uses torch's ``orthogonal`` parametrization):
-we store a free matrix ``R_raw`` [r, d] and use ``R = orthonormal_rows(R_raw)``, Gram-Schmidt
-applied twice ("twice is enough"), i.e. the Q factor of a QR of ``R_raw^T``. R is orthonormal
-by construction at every step -- no re-projection, no penalty -- and it is differentiable with
-plain array ops. Same parameter count as pyreft (r*d). Checked to 1e-10 after 50 training
-steps in tests/test_adapters_reft.py.
+we store a free matrix ``R_raw`` [r, d] and use ``R = orthonormal_rows(R_raw)``: Gram-Schmidt
+on the rows in order, i.e. the Q factor of a QR of ``R_raw^T`` (``ops.orthonormal_rows``, one
+primitive with a hand-derived VJP beside its Gram-Schmidt composition). R is orthonormal
+by construction at every step -- no re-projection, no penalty. Same parameter count as pyreft
+(r*d). Checked to 1e-10 after 50 training steps in tests/test_adapters_reft.py.
 
 Initialization departs from pyreft on purpose: every ministeer adapter starts as an exact
 no-op. LoReFT: W = R (and we compute ``(W - R) h``, which is then exactly 0) and b = 0.
@@ -24,24 +24,12 @@ LoRA's B = 0). pyreft's default Linear init of W, b is not a no-op.
 """
 import numpy as np  # host side only: initialization
 
-from ..backend import from_numpy, to_numpy, xp
+from ..backend import from_numpy, to_numpy
+from ..ops import orthonormal_rows
 from ..sites import select_sites
 from .core import Kind, check_rank, init_adapter, make_spec, register
 from .positions import check_positions
 from .steer import kaiming_uniform, width
-
-
-def orthonormal_rows(X):
-    """Rows of ``X`` [r, d] (r <= d, full rank) orthonormalized in order: Gram-Schmidt, twice."""
-    rows = []
-    for i in range(X.shape[0]):
-        x = X[i]
-        for _ in range(2):  # the second pass removes what rounding left of earlier directions
-            if rows:
-                Q = xp.stack(rows)  # [i, d]
-                x = x - (Q @ x) @ Q
-        rows.append(x / xp.sqrt(xp.sum(x * x)))
-    return xp.stack(rows)
 
 
 def _resolve(cfg, spec):
