@@ -431,7 +431,8 @@ defjvp(cross_entropy, _ce_jvp)
 #   dL/dX = R^{-1} (Qbar + Q copyltu(M))^T                                  (ops.12)
 # and forward, with C = Q^T dX^T R^{-1}, Omega = tril(C, -1) - tril(C, -1)^T:
 #   dQ = dX^T R^{-1} - Q C + Q Omega                                         (ops.13)
-# (Walter & Lehmann 2018; Liao et al. 2019, "Differentiable programming tensor networks".)
+# (The QR derivative as in Liao, Liu, Wang & Xiang 2019, "Differentiable programming tensor
+# networks"; tests/test_ops.py checks both rules against autograd through the composition.)
 
 
 def orthonormal_rows_composed(X):
