@@ -149,7 +149,9 @@ def test_task_weights_set_each_tasks_share_of_the_pretraining_mixture(capsys):
     assert weights == {**pretrain.TASK_WEIGHTS, "boolq": 6.0}
     counts = lambda w: Counter(e.task for e in pretrain.mixture(0, 10, w))
     assert counts(weights)["boolq"] == 8 * 60 and counts(weights)["gsm"] == counts(pretrain.TASK_WEIGHTS)["gsm"]
-    for bad, message in (("bq=2", "unknown task 'bq'"), ("boolq=x", "expected TASK=NUMBER"), ("gsm=0", "positive")):
+    assert counts(pretrain.task_weights("gsm=0"))["gsm"] == 0  # 0 leaves a task out
+    for bad, message in (("bq=2", "unknown task 'bq'"), ("boolq=x", "expected TASK=NUMBER"), ("gsm=-1", "positive"),
+                         ("listops=0,boolq=0,winogrande=0,gsm=0", "leaves every task out")):
         with pytest.raises(SystemExit):
             pretrain.main(["--task-weights", bad])
         assert message in capsys.readouterr().err

@@ -197,10 +197,10 @@ def independent_answer(task, prompt):
         else:
             passage, question = body.split(". ")
             who, what = question.rstrip("?").replace(" has ", " ").split()
-        facts = dict(f.replace(" has ", " ").split() for f in passage.rstrip(".").replace(";", ",").split(","))
-        yes = facts[who] == what
-        return {"tf": "true" if yes else "false", "yn": "yes" if yes else "no",
-                "why": f"{facts[who]}, {'yes' if yes else 'no'}"}[cue]
+        facts = {pair[0]: pair[1:] for pair in passage.rstrip(".").replace(";", ",").split(",")}
+        fact, yes = who + facts[who], facts[who] == what
+        return {"tf": f"{fact} {'true' if yes else 'false'}", "yn": f"{fact} {'yes' if yes else 'no'}",
+                "why": f"{fact}, so {'yes' if yes else 'no'}"}[cue]
     if task == "winogrande":
         if " not. " in body:  # "a is word, b not. question?"
             fact, question = body.split(" not. ")
@@ -240,7 +240,7 @@ def test_answers_agree_with_independent_evaluators(task, seed, split):
 def test_answers_are_balanced_enough_to_need_the_skill():
     """No constant answer gets far above chance (else a steering vector could cheat)."""
     for task, chance_cap in [("boolq", 0.6), ("listops", 0.35)]:
-        answers = [e.completion for e in examples(task, "test", 400)]
+        answers = [e.label for e in examples(task, "test", 400)]  # BoolQ's verdict, ListOps' value
         top = max(answers.count(a) for a in set(answers)) / len(answers)
         assert top < chance_cap, (task, top)
 

@@ -120,7 +120,7 @@ def load_card(path=CARD_PATH):
 
 
 def task_weights(text):
-    """``"boolq=6,gsm=1"`` -> ``TASK_WEIGHTS`` with those entries replaced (argparse type)."""
+    """``"boolq=6,gsm=1"`` -> ``TASK_WEIGHTS`` with those entries replaced (argparse type); 0 leaves a task out."""
     weights = dict(TASK_WEIGHTS)
     for item in filter(None, text.split(",")):
         task, _, value = item.partition("=")
@@ -130,8 +130,10 @@ def task_weights(text):
             weights[task] = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{item!r}: expected TASK=NUMBER, e.g. boolq=6") from None
-        if weights[task] <= 0:
-            raise argparse.ArgumentTypeError(f"{item!r}: a weight must be positive")
+        if weights[task] < 0:
+            raise argparse.ArgumentTypeError(f"{item!r}: a weight must be positive, or 0 to leave the task out")
+    if not any(weights.values()):
+        raise argparse.ArgumentTypeError(f"{text!r} leaves every task out: at least one weight must be positive")
     return weights
 
 
@@ -168,10 +170,11 @@ def main(argv=()):
     args = parser.parse_args(argv)
     out = check_out(BASE_PATH if args.ship else args.out)
     hparams = {k: getattr(args, k) for k in DEFAULTS}
+    what = ", ".join(f"{t} x{w:g}" for t, w in hparams["task_weights"].items() if w)
     if hparams["warmup"] > hparams["steps"]:
         print(f"warning: warmup ({hparams['warmup']}) exceeds steps ({hparams['steps']}): the learning rate "
               "never reaches its peak", file=sys.stderr)
-    print(f"pretraining {BASE_CONFIG.n_layers}x{BASE_CONFIG.d_model} on {len(TASK_NAMES)} tasks x 8 seen formats, "
+    print(f"pretraining {BASE_CONFIG.n_layers}x{BASE_CONFIG.d_model} on {what} (8 seen formats each), "
           f"{hparams}; checkpoints every {args.save_every} steps to {out.parent}/", flush=True)
     init, previous = None, None
     if args.init_from:

@@ -66,7 +66,7 @@ def official_correct(task, output, reference):
         pred, label = extract_number(output), float(reference.split(",")[-1])
         return pred is not None and abs(pred - label) < 1e-4
     if task == "boolq":
-        return extract_bool(output) == reference
+        return extract_bool(output) == extract_bool(reference)  # the verdict, not the restated fact
     if task == "winogrande":
         return extract_name(output) == reference
     raise KeyError(f"no official extraction rule for task {task!r}; valid: {sorted(OFFICIAL_MAX_NEW)}")

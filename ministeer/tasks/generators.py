@@ -21,7 +21,7 @@ itself (92-98% zero-shot), so it left nothing to elicit.
 task              format 9 (prompt -> completion)                 paper analogue
 ================  ==============================================  ==============
 ``listops``       ``max(3,min(4,7),2)|box`` -> ``[3]``            LRA ListOps
-``boolq``         ``tom cat,ann dog. ann hat?|box`` -> ``[false]``  BoolQ
+``boolq``         ``a1,f0. f 3?|box`` -> ``[f0 false]``            BoolQ
 ``winogrande``    ``tom older than ann. younger: ann or tom?|box``  Winogrande
                   -> ``[ann]``
 ``gsm``           ``x=7;x+=5;x-=3;x*=2;x?|box`` -> ``[12,9,18]``  GSM8K
@@ -157,12 +157,17 @@ class ListOps(Factorized):
 class BoolQ(Factorized):
     """Who has what: a passage of 2-3 facts and a yes/no question about one pair.
 
-    Style 2 writes the looked-up object before the verdict (``cat, no``): a supervised
-    retrieval step, so that pretraining learns the lookup and not only its one-bit result.
+    Names are single letters and objects single digits, each fact written as one glued
+    pair (``a1``: ``a`` has ``1``), and every answer style first restates the fact it
+    looked up, then gives the verdict (``a1 false``), as a reader answering from a
+    passage would. Each step of that answer is one attention hop: copy the asked name,
+    find it in the passage and read the token after it (an induction step), compare
+    that object with the asked one. A 4x64 model learns the chain; the one-hop verdict
+    over three-letter names and objects, v3's design, stayed near 60% (docs/results.md).
     """
     name = "boolq"
     CUES = ("tf", "yn", "why")
-    names, objects = NAMES[:12], OBJECTS
+    names, objects = tuple("abcdefghijkl"), tuple("0123456789")
 
     def sample(self, rng):
         n = int(rng.integers(2, 4))
@@ -185,14 +190,15 @@ class BoolQ(Factorized):
 
     def notations(self, problem):
         facts, who, what = problem
-        passage = ",".join(f"{a} {b}" for a, b in facts)
-        return (f"{passage}. {who} {what}?", f"does {who} have {what}? {passage}.",
-                ";".join(f"{a} has {b}" for a, b in facts) + f". {who} has {what}?")
+        pairs = [f"{a}{b}" for a, b in facts]
+        return (",".join(pairs) + f". {who} {what}?", f"does {who} have {what}? " + ",".join(pairs) + ".",
+                ";".join(pairs) + f". {who} has {what}?")
 
     def styles(self, problem):
         facts, who, _ = problem
-        yes = self.label(problem)
-        return ("true" if yes else "false"), ("yes" if yes else "no"), f"{dict(facts)[who]}, {'yes' if yes else 'no'}"
+        yes, fact = self.label(problem), f"{who}{dict(facts)[who]}"
+        return (f"{fact} {'true' if yes else 'false'}", f"{fact} {'yes' if yes else 'no'}",
+                f"{fact}, so {'yes' if yes else 'no'}")
 
 # ---------------------------------------------------------------- Winogrande-like
 
