@@ -38,7 +38,7 @@ def test_shipped_checkpoint_matches_its_card():
 # The two gate tests below enforce every gate of every other task, and for these tasks every gate
 # but that one; they fail the day such a task passes, so that this table (and docs/results.md,
 # which reads the numbers) is updated rather than left stale.
-MISSED_SEEN = {"boolq": "60.0% (worst pair 53%): the passage lookup is not learned"}
+MISSED_SEEN = {}  # v3 missed BoolQ's (60.0%, the passage lookup not learned); v4 passes every gate
 
 
 def _check_gates(verdicts, where):
@@ -60,13 +60,16 @@ def test_the_card_records_which_gates_passed():
 
 @pytest.mark.slow
 def test_shipped_base_passes_its_gates():
-    """Recomputed here on fewer items than the card: seen pairs >= 90%, the held-out pair answered
+    """Recomputed here with the card's sizes: seen pairs >= 90%, the held-out pair answered
     zero-shot (> 0% under the official extraction) but at least 30 points below the seen pairs
     in its own format, and the held-out probe within 10 points of the seen ones, on every task
     (but the documented misses). Rejects a base pretrained too briefly (seen pairs fail), one
-    that saw the benchmark style (no headroom) and a benchmark the base cannot read (probe)."""
+    that saw the benchmark style (no headroom) and a benchmark the base cannot read (probe).
+    Two of v4's passes are narrow, so smaller samples would flip them: BoolQ's held-out pair is
+    answered on 1 of 100 items (the base says yes/no; the official rule reads only true/false)
+    and GSM's probe gap is 7.5 points (docs/results.md)."""
     params, cfg = load_base()
-    measured = gates.evaluate_gates(params, cfg, n_acc=20, n_probe_train=200, n_probe_test=80)
+    measured = gates.evaluate_gates(params, cfg, **gates.FULL)
     _check_gates({t: g["pass"] for t, g in measured.items()}, "recomputed")
 
 
