@@ -200,7 +200,7 @@ def independent_answer(task, prompt):
         facts = {pair[0]: pair[1:] for pair in passage.rstrip(".").replace(";", ",").split(",")}
         fact, yes = who + facts[who], facts[who] == what
         return {"tf": f"{fact} {'true' if yes else 'false'}", "yn": f"{fact} {'yes' if yes else 'no'}",
-                "why": f"{fact}, so {'true' if yes else 'false'}"}[cue]
+                "why": f"{fact}, so {'yes' if yes else 'no'}"}[cue]
     if task == "winogrande":
         if " not. " in body:  # "a is word, b not. question?"
             fact, question = body.split(" not. ")

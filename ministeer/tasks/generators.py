@@ -198,7 +198,7 @@ class BoolQ(Factorized):
         facts, who, _ = problem
         yes, fact = self.label(problem), f"{who}{dict(facts)[who]}"
         return (f"{fact} {'true' if yes else 'false'}", f"{fact} {'yes' if yes else 'no'}",
-                f"{fact}, so {'true' if yes else 'false'}")
+                f"{fact}, so {'yes' if yes else 'no'}")
 
 # ---------------------------------------------------------------- Winogrande-like
 
