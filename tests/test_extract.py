@@ -35,7 +35,8 @@ def test_bool_and_name_rules_by_hand():
     # boxed references (the benchmark style) are read inside their brackets, boxed answers too
     ("gsm", "12,9,18", "[12,9,18]", True), ("listops", "[3]", "[3]", True), ("listops", "[4]", "[3]", False),
     ("boolq", "false", "[false]", True), ("boolq", "true", "[false]", False),
-    ("boolq", "b4 false", "[f0 false]", True), ("boolq", "f0 true", "[f0 false]", False),  # the verdict decides ("winogrande", "[tom]", "[tom]", True),
+    ("winogrande", "[tom]", "[tom]", True),
+    ("boolq", "b4 false", "[f0 false]", True), ("boolq", "f0 true", "[f0 false]", False),  # the verdict decides
 ])
 def test_official_correct(task, output, reference, ok):
     assert official_correct(task, output, reference) is ok
