@@ -24,18 +24,20 @@ from .lora import full
 # Learning-rate grids, per family of method. The paper sweeps 5 values per method for 1B-8B
 # models trained for an epoch; this 0.2M-parameter model trained for a few hundred steps needs
 # larger steps. 5 points over a 20-30x span, placed so that the values chosen on the toy
-# benchmark fall inside (``ministeer compare`` flags a chosen value at an edge); where the v3
-# sweep still chose an edge, that grid has one or two points more (below).
+# benchmark fall inside (``ministeer compare`` flags a chosen value at an edge).
 FULL_GRID = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 1e-2, 2e-2)
 LORA_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
-VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 5e-1)
-# One more point past each edge that the first v3 sweep chose (docs/results.md, "learning rates"):
-# full FT both ways (above), LoRA r=1 and r=2 and LoReFT upwards, the vector upwards (above),
-# SiLU downwards, pre-MLP upwards.
+# One more point past each edge that a sweep chose (docs/results.md, "learning rates"). v3's
+# first sweep: full FT both ways (above), LoRA r=1 and r=2, LoReFT, the vector and pre-MLP
+# upwards, SiLU downwards. v4's first sweep, on the re-pretrained base: LoReFT and the vector
+# upwards again (at 0% accuracy at every rate, where the validation loss decides), post-block
+# linear downwards.
 LORA_LOW_RANK_GRID = LORA_GRID + (1e-1,)
-LOREFT_GRID = STEER_GRID + (2e-1,)
+LOREFT_GRID = STEER_GRID + (2e-1, 5e-1)
+VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 5e-1, 1.0)
 SILU_GRID = (2e-3,) + STEER_GRID
+LINEAR_GRID = SILU_GRID
 PREMLP_GRID = STEER_GRID + (2e-1,)
 
 LORA8_ALL = dict(kind="lora", r=8, alpha=8.0, targets="all-linear")  # = q,k,v,o,gate,up,down (gelu: no gate)
@@ -71,7 +73,7 @@ METHODS = {
     "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, LOREFT_GRID),
     "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3, STEER_GRID),
     "postblock_linear": Method({"steer": dict(POSTBLOCK, activation="linear")}, "Post-block r=8 (linear)",
-                               2e-3, STEER_GRID),
+                               2e-3, LINEAR_GRID),
     "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3, SILU_GRID),
     "postblock_vector": Method({"steer": dict(kind="vector", sites="post_block")}, "Post-block vector",
                                2e-3, VECTOR_GRID),
