@@ -173,15 +173,21 @@ def joint_modes(records, settings):
     return "\n".join(lines)
 
 
+def render(rows, records, settings, cfg):
+    """The markdown that ``table.md`` holds: the table, the paper's questions, the joint modes."""
+    table = markdown_table(rows, settings, cfg) + "\n\n" + questions(rows, settings)
+    modes = joint_modes(records, settings)
+    if modes:
+        table += "\n\nJoint methods by inference mode (the official code's ablation):\n\n" + modes
+    return table
+
+
 def write_all(out, records, base, settings, elapsed, figures=True, base_path=None):
     """Write ``results.json``, ``table.md`` and the figures to ``out``; return the table."""
     out = Path(out)
     _, cfg = load_base() if base_path is None else load_base(base_path)
     rows = summarize(records, base, settings, cfg)
-    table = markdown_table(rows, settings, cfg) + "\n\n" + questions(rows, settings)
-    modes = joint_modes(records, settings)
-    if modes:
-        table += "\n\nJoint methods by inference mode (the official code's ablation):\n\n" + modes
+    table = render(rows, records, settings, cfg)
     meta = dict(settings=asdict(settings), elapsed_seconds=round(elapsed, 1), machine=platform.platform(),
                 processor=platform.processor() or platform.machine(), python=platform.python_version())
     (out / "results.json").write_text(json.dumps(dict(meta=meta, summary=rows, runs=records), indent=1) + "\n")
