@@ -42,6 +42,7 @@ AREAS = {
     "theory": ["tests/test_theory_helpers.py", "tests/test_claim_*.py", "tests/test_translate.py"],
     "train": ["tests/test_train_decay_schedule.py", "tests/test_train.py"],
     "tasks": ["tests/test_extract.py", "tests/test_tasks.py", "tests/test_evaluate.py", "tests/test_experiments.py"],
+    "report": ["tests/test_results_page.py", "tests/test_experiments.py"],
 }
 
 # (name, area, file, old text, new text, what the bug is)
@@ -192,6 +193,12 @@ MUTANTS = [
     ("gate_headroom_sign", "tasks", "ministeer/experiments/gates.py",
      'headroom=row["held_out_exact"] <= row["seen_mean"] - HEADROOM_MIN',
      'headroom=row["held_out_exact"] >= row["seen_mean"] - HEADROOM_MIN', "headroom gate inverted"),
+    # ---------------------------------------------------------------- report (the results page)
+    ("interval_no_sampling", "report", "ministeer/experiments/report.py",
+     "half = 1.96 * math.sqrt(var / S + mean * (1 - mean) / (S * n))", "half = 1.96 * math.sqrt(var / S)",
+     "the 95% interval leaves out test sampling error"),
+    ("render_no_joint_modes", "report", "ministeer/experiments/report.py", "    if modes:\n        table +=",
+     "    if False:\n        table +=", "the table leaves out the joint methods' inference modes"),
     ("forced_off_by_one", "tasks", "ministeer/tasks/evaluate.py",
      "predicted[b, n - 1:n - 1 + len(a)] == buf[b, n:n + len(a)]", "predicted[b, n:n + len(a)] == buf[b, n:n + len(a)]",
      "forced exact match compares each choice with its own token, not the next"),

@@ -1,0 +1,52 @@
+"""docs/results.md shows what the committed runs give.
+
+``docs/data/`` holds the records of the runs that docs/results.md reports (``compare``'s and
+``compare --all``'s ``results.json``, ``analyze``'s ``analysis.json``). These tests render the
+tables again from those records, with today's report code and grids, and look for every
+line in the page. A table edited by hand, a page left stale after a rerun, or a change to
+how intervals, ratios or edge flags are computed fails here, without rerunning anything.
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+from ministeer.experiments import analyze, report
+from ministeer.experiments.compare import Settings
+from ministeer.experiments.pretrain import load_base
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PAGE = DOCS / "results.md"
+
+
+def saved_settings(meta):
+    return Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["settings"].items()})
+
+
+def lines_missing_from_page(markdown):
+    page = PAGE.read_text()
+    return [line for line in markdown.splitlines() if line.strip() and line not in page]
+
+
+@pytest.mark.parametrize("name", ["compare", "compare-all"])
+def test_the_page_shows_the_tables_that_its_committed_runs_give(name):
+    saved = json.loads((DOCS / "data" / f"{name}.json").read_text())
+    settings = saved_settings(saved["meta"])
+    base = {t: saved["summary"]["base"]["tasks"][t]["mean"] / 100 for t in settings.tasks}
+    _, cfg = load_base()
+    rows = report.summarize(saved["runs"], base, settings, cfg)
+    assert lines_missing_from_page(report.render(rows, saved["runs"], settings, cfg)) == []
+
+
+def test_the_committed_runs_are_complete():
+    for name in ("compare", "compare-all"):
+        saved = json.loads((DOCS / "data" / f"{name}.json").read_text())
+        settings = saved_settings(saved["meta"])
+        done = {(r["method"], r["task"], r["seed"]) for r in saved["runs"] if r["accuracy"] is not None}
+        expected = {(m, t, s) for m in settings.methods for t in settings.tasks for s in settings.seeds}
+        assert expected <= done, f"{name}: {len(expected - done)} runs missing"
+
+
+def test_the_page_shows_the_oracle_analyses_that_its_committed_run_gives():
+    results = json.loads((DOCS / "data" / "analysis.json").read_text())
+    assert lines_missing_from_page(analyze.markdown(results)) == []
