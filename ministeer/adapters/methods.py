@@ -32,13 +32,15 @@ STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
 # first sweep: full FT both ways (above), LoRA r=1 and r=2, LoReFT, the vector and pre-MLP
 # upwards, SiLU downwards. v4's first sweep, on the re-pretrained base: LoReFT and the vector
 # upwards again (at 0% accuracy at every rate, where the validation loss decides), post-block
-# linear downwards.
+# linear downwards. v4's --all sweep: post-block r=2 and r=4 upwards on BoolQ, and pre-MLP
+# upwards again on ListOps; the rank sweep shares one grid, so r=1 gets the point too.
 LORA_LOW_RANK_GRID = LORA_GRID + (1e-1,)
 LOREFT_GRID = STEER_GRID + (2e-1, 5e-1)
 VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 5e-1, 1.0)
 SILU_GRID = (2e-3,) + STEER_GRID
 LINEAR_GRID = SILU_GRID
-PREMLP_GRID = STEER_GRID + (2e-1,)
+RANK_SWEEP_GRID = STEER_GRID + (2e-1,)
+PREMLP_GRID = STEER_GRID + (2e-1, 5e-1)
 
 LORA8_ALL = dict(kind="lora", r=8, alpha=8.0, targets="all-linear")  # = q,k,v,o,gate,up,down (gelu: no gate)
 POSTBLOCK = dict(kind="lowrank", sites="post_block", r=8, activation="silu")
@@ -77,9 +79,9 @@ METHODS = {
     "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3, SILU_GRID),
     "postblock_vector": Method({"steer": dict(kind="vector", sites="post_block")}, "Post-block vector",
                                2e-3, VECTOR_GRID),
-    "postblock_r1": Method({"steer": dict(POSTBLOCK, r=1)}, "Post-block r=1", 2e-3, STEER_GRID),
-    "postblock_r2": Method({"steer": dict(POSTBLOCK, r=2)}, "Post-block r=2", 2e-3, STEER_GRID),
-    "postblock_r4": Method({"steer": dict(POSTBLOCK, r=4)}, "Post-block r=4", 2e-3, STEER_GRID),
+    "postblock_r1": Method({"steer": dict(POSTBLOCK, r=1)}, "Post-block r=1", 2e-3, RANK_SWEEP_GRID),
+    "postblock_r2": Method({"steer": dict(POSTBLOCK, r=2)}, "Post-block r=2", 2e-3, RANK_SWEEP_GRID),
+    "postblock_r4": Method({"steer": dict(POSTBLOCK, r=4)}, "Post-block r=4", 2e-3, RANK_SWEEP_GRID),
     "attnout_r8": Method({"steer": dict(POSTBLOCK, sites="blocks.*.hook_attn_out")}, "Attn-out r=8 (SiLU)",
                          2e-3, STEER_GRID),
     "premlp_r8": Method({"steer": dict(POSTBLOCK, sites="pre_mlp")}, "Pre-MLP r=8 (SiLU)", 2e-3, PREMLP_GRID),

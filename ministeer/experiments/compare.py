@@ -352,7 +352,9 @@ def main(argv=()):
                 stored = load_lrs() if LR_PATH.exists() else {}
                 merged = {m: {**stored.get(m, {}), **by_task} for m, by_task in {**stored, **lrs}.items()}
                 LR_PATH.write_text(json.dumps({"lrs": merged, "grids": {m: A.METHODS[m].lr_grid for m in merged},
-                                               "settings": asdict(settings)}, indent=1) + "\n")
+                                               # the sweeps' settings; methods: every one whose rate is stored
+                                               "settings": {**asdict(settings), "methods": list(merged)}},
+                                              indent=1) + "\n")
             print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")
             if args.sweep_only:
                 return
