@@ -33,10 +33,14 @@ STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
 # upwards, SiLU downwards. v4's first sweep, on the re-pretrained base: LoReFT and the vector
 # upwards again (at 0% accuracy at every rate, where the validation loss decides), post-block
 # linear downwards. v4's --all sweep: post-block r=2 and r=4 upwards on BoolQ, and pre-MLP
-# upwards again on ListOps; the rank sweep shares one grid, so r=1 gets the point too.
+# upwards again on ListOps; the rank sweep shares one grid, so r=1 gets the point too. Then
+# every method still at an edge, all at 0% accuracy with the validation loss still falling:
+# the ReFT family (one grid), the vector, LoFiT and JoLA, upwards until the loss turns.
 LORA_LOW_RANK_GRID = LORA_GRID + (1e-1,)
-LOREFT_GRID = STEER_GRID + (2e-1, 5e-1)
-VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 5e-1, 1.0)
+REFT_GRID = STEER_GRID + (2e-1, 5e-1, 1.0)
+VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 5e-1, 1.0, 2.0, 5.0)
+LOFIT_GRID = STEER_GRID + (2e-1, 5e-1, 1.0, 2.0, 5.0)
+JOLA_GRID = STEER_GRID + (2e-1, 5e-1)
 SILU_GRID = (2e-3,) + STEER_GRID
 LINEAR_GRID = SILU_GRID
 RANK_SWEEP_GRID = STEER_GRID + (2e-1,)
@@ -72,8 +76,8 @@ METHODS = {
     "lora": Method({"lora": LORA8_ALL}, "LoRA r=8", 3e-4, LORA_GRID),
     "lora_r1": Method({"lora": dict(LORA8_ALL, r=1, alpha=1.0)}, "LoRA r=1", 3e-4, LORA_LOW_RANK_GRID),
     "lora_r2": Method({"lora": dict(LORA8_ALL, r=2, alpha=2.0)}, "LoRA r=2", 3e-4, LORA_LOW_RANK_GRID),
-    "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, LOREFT_GRID),
-    "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3, STEER_GRID),
+    "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, REFT_GRID),
+    "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3, REFT_GRID),
     "postblock_linear": Method({"steer": dict(POSTBLOCK, activation="linear")}, "Post-block r=8 (linear)",
                                2e-3, LINEAR_GRID),
     "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3, SILU_GRID),
@@ -97,14 +101,14 @@ METHODS = {
 # Added for the paper's head-level baselines and the official code's options (issue 12).
 METHODS.update({
     # pyreft's NodireftIntervention: DiReFT with R unconstrained ("direft" keeps R orthonormal, as pyreft does)
-    "nodireft": Method({"reft": dict(kind="nodireft", r=8, positions="f1+l1")}, "NoDiReFT r=8", 2e-3, STEER_GRID),
+    "nodireft": Method({"reft": dict(kind="nodireft", r=8, positions="f1+l1")}, "NoDiReFT r=8", 2e-3, REFT_GRID),
     # the official --submodules: one adapter on the post-attention-norm output (pre-MLP) and one on the MLP output
     "submodules_r8": Method({"steer": dict(POSTBLOCK, sites=["pre_mlp", "post_mlp"])},
                             "Pre-MLP + post-MLP r=8 (--submodules)", 2e-3, STEER_GRID),
     # LoFiT (lofit.py): lr is the offset step's (official 1e-2); the head-selection step uses lr / 20
-    "lofit": Method({"lofit": dict(kind="lofit")}, "LoFiT", 1e-2, STEER_GRID, train=train_lofit),
+    "lofit": Method({"lofit": dict(kind="lofit")}, "LoFiT", 1e-2, LOFIT_GRID, train=train_lofit),
     # JoLA (jola.py): the official config's lr 5e-3
-    "jola": Method({"jola": dict(kind="jola")}, "JoLA", 5e-3, STEER_GRID),
+    "jola": Method({"jola": dict(kind="jola")}, "JoLA", 5e-3, JOLA_GRID),
     # the official code's projection exactly: input side, all r singular vectors, every 100 steps, no final projection
     "joint_orth_official": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. input (official)", 2e-4,
                                   LORA_GRID, orth=dict(mode="official")),

@@ -47,21 +47,22 @@ def compare_figures(rows, settings, folder):
 
 def accuracy_vs_params(plt, rows, path):
     """Average accuracy over tasks against the trainable fraction (log x), ± the mean 95% interval."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     colors = plt.get_cmap("tab20").colors
     for i, (method, row) in enumerate(rows.items()):
         if method == "base" or row["avg"] is None:
             continue
         stds = [t["ci95"] for t in row["tasks"].values() if t["ci95"] is not None]
         err = sum(stds) / len(stds) if stds else 0.0
-        ax.errorbar(row["percent"], row["avg"], yerr=err, fmt=MARKERS[i % len(MARKERS)], color=colors[i % 20],
-                    capsize=3, label=row["label"])
+        ax.errorbar(row["percent"], row["avg"], yerr=clipped_errors([row["avg"]], [err]),
+                    fmt=MARKERS[i % len(MARKERS)], color=colors[i % 20], capsize=3, label=row["label"])
     if "base" in rows:
         ax.axhline(rows["base"]["avg"], color="gray", ls="--", lw=1, label=rows["base"]["label"])
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (% of base model, log scale)")
     ax.set_ylabel("test accuracy, mean over tasks (%)")
-    ax.legend(fontsize=7, loc="best")
+    # outside the axes: with every method listed, a legend inside hides the smallest ones
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(plt, fig, path)
 
 
