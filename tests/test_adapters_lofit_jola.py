@@ -133,6 +133,15 @@ def test_train_lofit_runs_both_steps_and_keeps_the_top_heads_of_step_one():
         assert np.array_equal(p["v"], again["lofit"].params[site]["v"])
 
 
+def test_a_callback_counts_steps_across_both_lofit_steps():
+    """Rejects a count that restarts at 0 in step 2, which a progress log or a stop rule keyed on
+    the step number would read as going back in time."""
+    seen = []
+    A.train_method("lofit", init_params(CFG, 0), CFG, lambda step: copy_task(step % 2), steps=3, lr=1e-2,
+                   k=2, callback=lambda step, loss, trainable: seen.append(step))
+    assert seen == list(range(6))
+
+
 # ---------------------------------------------------------------- JoLA
 
 

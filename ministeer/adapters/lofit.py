@@ -157,7 +157,9 @@ def train_lofit(params, cfg, data, *, steps, lr, seed=0, adapters=None, select_s
     whose heads, if already chosen, skip step 1). Step 1 runs ``select_steps`` (default
     ``steps``) at ``select_lr`` (default ``lr / 20``: the official scripts' 5e-4 against 1e-2);
     step 2 runs ``steps`` at ``lr``. Returns ``({"lofit": Adapter}, FitResult of step 2)``;
-    step 1's result is on ``result.select`` and the chosen heads in the adapter's spec."""
+    step 1's result is on ``result.select`` and the chosen heads in the adapter's spec.
+    Each step draws its batches from ``data(0)`` on, as the official two runs each start their
+    dataset afresh; a ``callback`` counts steps across both (step 2 continues step 1's count)."""
     start = as_adapters(adapters)["lofit"] if adapters is not None else None
     spec = start.spec if start is not None else make_spec(cfg, "lofit")
     selection = None
@@ -172,6 +174,9 @@ def train_lofit(params, cfg, data, *, steps, lr, seed=0, adapters=None, select_s
         offsets = {"lofit": lofit(cfg, heads, spec["init_std"], seed + 1)}
     else:
         offsets = {"lofit": start}
+    if selection is not None and fit_kwargs.get("callback") is not None:
+        done, callback = len(selection.losses), fit_kwargs["callback"]
+        fit_kwargs = dict(fit_kwargs, callback=lambda step, loss, trainable: callback(done + step, loss, trainable))
     result = fit(objective(params, offsets, cfg, seed), trainable_of(offsets), data, steps=steps, lr=lr,
                  **fit_kwargs)
     result.select = selection
