@@ -16,6 +16,7 @@ from ministeer.hf import load_pretrained, save_pretrained
 from ministeer.io import CheckpointError, save_arrays
 from ministeer.model import Config, forward, init_params
 from ministeer.tree import flatten, named_leaves
+from hf_float64 import float64_everywhere
 from strategies import configs, random_params, seeds
 from test_io import files_in, same_tree
 from tolerances import EXACT
@@ -196,25 +197,6 @@ def test_save_pretrained_refuses_configs_without_an_hf_architecture(tmp_path):
 # ---------------------------------------------------------------- against transformers itself
 
 
-def _float64_everywhere(model):
-    """HF computes RMSNorm and rotary angles in float32 even in a float64 model (a deliberate
-    mixed-precision choice). Patch both to float64 so the comparison can be at 1e-10."""
-    import torch
-    from transformers.models.llama.modeling_llama import LlamaRMSNorm, LlamaRotaryEmbedding
-    for mod in model.modules():
-        if isinstance(mod, LlamaRMSNorm):
-            mod.forward = lambda h, mod=mod: mod.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True)
-                                                                           + mod.variance_epsilon))
-        if isinstance(mod, LlamaRotaryEmbedding):
-            def rope(x, position_ids, dim=model.config.head_dim, theta=model.config.rope_parameters["rope_theta"]):
-                inv_freq = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-                angles = position_ids[..., None].double() * inv_freq
-                angles = torch.cat((angles, angles), dim=-1)
-                return angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-            mod.forward = rope
-    return model
-
-
 @pytest.mark.slow  # importing transformers and torch takes ~10 s
 @pytest.mark.parametrize("arch, tied", [("llama", False), ("llama", True), ("gpt2", True)])
 def test_logits_match_transformers(tmp_path, arch, tied):
@@ -239,14 +221,14 @@ def test_logits_match_transformers(tmp_path, arch, tied):
     assert cfg.tied == tied and (arch != "llama" or cfg.n_kv_heads == 2)
     tokens = np.random.default_rng(0).integers(0, 40, (2, 12))
     with torch.no_grad():
-        expected = _float64_everywhere(model)(torch.tensor(tokens)).logits.numpy()
+        expected = float64_everywhere(model)(torch.tensor(tokens)).logits.numpy()
     np.testing.assert_allclose(forward(params, tokens, cfg), expected, rtol=0, atol=1e-10)
     # and the other way: a folder we write is read by transformers
     save_pretrained(tmp_path / "ours", params, cfg)
     auto = getattr(transformers, "LlamaForCausalLM" if arch == "llama" else "GPT2LMHeadModel")
     reread = auto.from_pretrained(tmp_path / "ours", dtype=torch.float64).eval()
     with torch.no_grad():
-        again = _float64_everywhere(reread)(torch.tensor(tokens)).logits.numpy()
+        again = float64_everywhere(reread)(torch.tensor(tokens)).logits.numpy()
     np.testing.assert_allclose(again, expected, rtol=0, atol=1e-10)
 
 # ---------------------------------------------------------------- reliability: one save, one folder

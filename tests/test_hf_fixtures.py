@@ -37,9 +37,7 @@ def test_fixture_logits_are_what_the_installed_transformers_computes(arch):
     """Where transformers is installed: it still computes the committed logits from the folder."""
     pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
-    import sys
-    sys.path.insert(0, str(FIXTURES))
-    from make_hf_fixtures import float64_everywhere
+    from hf_float64 import float64_everywhere
     import transformers
     folder = FIXTURES / f"hf_tiny_{arch}"
     auto = getattr(transformers, "LlamaForCausalLM" if arch == "llama" else "GPT2LMHeadModel")
