@@ -19,10 +19,10 @@ import numbers
 from dataclasses import dataclass, replace
 
 import numpy as np  # host-side only: initialization draws from a seeded host RNG
-from autograd.tracer import getval
 
 from . import ops
-from .backend import as_backend_array, from_numpy, raw, to_numpy, xp
+from .backend import from_numpy, raw, xp
+from .checks import check_batch, check_tokens, check_tree
 from .sites import resolve, resolve_hooks
 from .tree import unflatten
 
@@ -241,35 +241,8 @@ def _layout(cfg):
 
 def check_params(params, cfg):
     """Raise a ``ValueError`` naming the first tensor of ``params`` that is missing, unexpected or
-    mis-shaped for ``cfg``. A walk over ~10 leaves per layer and one dict comparison: no array is read."""
-    expected = _layout(cfg)
-    found = {}
-    _leaf_shapes(params, (), found)
-    if found == expected:
-        return
-    name = lambda path: ".".join(map(str, path))
-    for path, shape in expected.items():  # layout order: the first problem a forward pass would meet
-        if path not in found:
-            raise ValueError(f"params do not fit the config: missing {name(path)!r} (expected shape "
-                             f"{list(shape)}); {len(found)} tensors given, {len(expected)} expected")
-        if found[path] != shape:
-            raise ValueError(f"params do not fit the config: {name(path)!r} has shape {list(found[path])}, "
-                             f"the config needs {list(shape)}")
-    extra = [name(p) for p in found if p not in expected]
-    raise ValueError(f"params do not fit the config: unexpected tensors {extra[:5]}"
-                     + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""))
-
-
-def _leaf_shapes(node, path, out):
-    node = getval(node)  # autograd boxes a differentiated dict or list as a whole
-    if isinstance(node, dict):
-        for key, sub in node.items():
-            _leaf_shapes(sub, path + (key,), out)
-    elif isinstance(node, (list, tuple)):
-        for i, sub in enumerate(node):
-            _leaf_shapes(sub, path + (i,), out)
-    else:
-        out[path] = tuple(getattr(node, "shape", ()))  # host-side bookkeeping, not traced
+    mis-shaped for ``cfg`` (``checks.check_tree`` against ``param_shapes``; no array is read)."""
+    check_tree(params, _layout(cfg))
 
 
 def _forward_checked(params, tokens, cfg, hooks):
@@ -304,28 +277,6 @@ def _site_caller(resolved):
     return site
 
 
-def check_tokens(tokens, cfg):
-    """Validate token ids and put them on the active backend as [B, T] integers."""
-    tokens = _token_array(tokens, cfg)
-    low, high = to_numpy(raw.stack([raw.min(tokens), raw.max(tokens)]))  # one explicit device->host copy
-    _check_range("token ids", low, high, cfg)
-    return tokens
-
-
-def _token_array(tokens, cfg):
-    """Tokens as [B, T] integers on the backend; shape and dtype checked, values not (no sync)."""
-    tokens = as_backend_array(_host_array(tokens, "tokens") if isinstance(tokens, (list, tuple)) else tokens)
-    if tokens.dtype.kind not in "iu":
-        raise TypeError(f"tokens must be integers, got dtype {tokens.dtype}")
-    if tokens.ndim == 1:
-        tokens = tokens[None, :]
-    if tokens.ndim != 2 or 0 in tokens.shape:
-        raise ValueError(f"tokens must have shape [batch, pos] with batch, pos >= 1, got {tokens.shape}")
-    if tokens.shape[1] > cfg.n_ctx:
-        raise ValueError(f"sequence length {tokens.shape[1]} exceeds the context length n_ctx={cfg.n_ctx}")
-    return tokens
-
-
 def run_with_cache(params, tokens, cfg, names=None, hooks=None):
     """``(logits, cache)``: cache maps each site in ``names`` (default: all) to its activation.
 
@@ -357,58 +308,3 @@ def loss_fn(params, tokens, cfg, targets=None, mask=None, hooks=None):
     B, T, V = logits.shape
     weights = raw.ones((B * T,), dtype=logits.dtype) if weights is None else weights.reshape(-1).astype(logits.dtype)
     return ops.cross_entropy(xp.reshape(logits, (B * T, V)), targets.reshape(-1), weights)
-
-
-def _host_array(x, what):
-    try:
-        return np.asarray(x)
-    except ValueError:  # nested lists of unequal lengths
-        raise ValueError(f"{what} must be a rectangular array [batch, pos]; rows of unequal length given") from None
-
-
-def _as_rows(x, what, like):
-    """``x`` on the backend as [B, T]; a 1-D ``x`` is one row (as for tokens)."""
-    x = as_backend_array(_host_array(x, what) if isinstance(x, (list, tuple)) else x)
-    x = x[None, :] if x.ndim == 1 else x
-    if x.shape != like:
-        raise ValueError(f"{what} has shape {tuple(x.shape)}, expected {tuple(like)} (the shape of tokens)")
-    return x
-
-
-def check_batch(tokens, cfg, targets=None, mask=None):
-    """``(inputs [B, T], targets [B, T], weights [B, T] or None)``, validated with one device->host copy.
-
-    Targets outside [0, vocab_size) would drop out of the loss (or read another row); a mask of
-    another shape would broadcast into a sum; an all-zero mask would give 0/0.
-    """
-    tokens = _token_array(tokens, cfg)
-    if targets is None:
-        if tokens.shape[1] < 2:
-            raise ValueError(f"next-token loss needs at least 2 tokens per row, got shape {tuple(tokens.shape)}")
-        mask = None if mask is None else _as_rows(mask, "mask", tokens.shape)[:, 1:]
-        tokens, targets = tokens[:, :-1], tokens[:, 1:]
-    else:
-        targets = _as_rows(targets, "targets", tokens.shape)
-        if targets.dtype.kind not in "iu":
-            raise TypeError(f"targets must be integers, got dtype {targets.dtype}")
-        mask = None if mask is None else _as_rows(mask, "mask", tokens.shape)
-    if mask is not None and mask.dtype.kind not in "biuf":
-        raise TypeError(f"mask must be bool or numeric, got dtype {mask.dtype}")
-    stats = [raw.min(tokens), raw.max(tokens), raw.min(targets), raw.max(targets)]
-    if mask is not None:
-        m = mask.astype(raw.float64)
-        stats += [raw.min(m), raw.sum(m), raw.all(raw.isfinite(m))]
-    stats = to_numpy(raw.stack([raw.asarray(x, dtype=raw.float64) for x in stats]))  # one copy to the host
-    _check_range("token ids", stats[0], stats[1], cfg)
-    _check_range("targets", stats[2], stats[3], cfg)
-    if mask is not None:
-        if not stats[6] or stats[4] < 0:
-            raise ValueError(f"mask values must be finite and >= 0, got min {stats[4]}")
-        if stats[5] == 0:
-            raise ValueError("mask selects no position (all zeros after the shift): the mean loss would be 0/0")
-    return tokens, targets, mask
-
-
-def _check_range(what, low, high, cfg):
-    if low < 0 or high >= cfg.vocab_size:
-        raise ValueError(f"{what} must lie in [0, {cfg.vocab_size}), got min {int(low)}, max {int(high)}")

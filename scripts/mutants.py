@@ -85,7 +85,7 @@ MUTANTS = [
     ("qr_jvp_no_skew", "ops", "ministeer/ops.py", "return (dA - Q @ C + Q @ (lower - lower.T)).T",
      "return (dA - Q @ C).T", "QR JVP without the skew rotation inside span(Q)"),
     # ---------------------------------------------------------------- model
-    ("loss_mask_shift", "model", "ministeer/model.py", "_as_rows(mask, \"mask\", tokens.shape)[:, 1:]",
+    ("loss_mask_shift", "model", "ministeer/checks.py", "_as_rows(mask, \"mask\", tokens.shape)[:, 1:]",
      "_as_rows(mask, \"mask\", tokens.shape)[:, :-1]", "completion mask of the read token, not the predicted one"),
     ("init_out_std", "model", "ministeer/model.py", "out_std = std / (2 * cfg.n_layers) ** 0.5",
      "out_std = std", "residual writes not scaled by 1/sqrt(2L) at init"),
