@@ -40,7 +40,7 @@ AREAS = {
     "sites": ["tests/test_adapters_defaults.py", "tests/test_model.py", "tests/test_adapters_core.py"],
     "adapters": ["tests/test_adapters_defaults.py", "tests/test_adapters_*.py"],
     "theory": ["tests/test_theory_helpers.py", "tests/test_claim_*.py", "tests/test_translate.py"],
-    "train": ["tests/test_train_decay_schedule.py", "tests/test_train.py"],
+    "train": ["tests/test_train_decay_schedule.py", "tests/test_train.py", "tests/test_adamw.py"],
     "tasks": ["tests/test_extract.py", "tests/test_tasks.py", "tests/test_evaluate.py", "tests/test_experiments.py"],
     "report": ["tests/test_results_page.py", "tests/test_experiments.py"],
 }
@@ -162,8 +162,10 @@ MUTANTS = [
     ("settled_keeps_all", "theory", "ministeer/theory/scaling.py", "        pts = pts[1:]\n",
      "        break\n", "settled slope never drops the bent start"),
     # ---------------------------------------------------------------- train
-    ("decay_unscheduled", "train", "ministeer/train.py", "+ weight_decay * p),",
-     ") - lr_ * weight_decay * p,", "weight decay ignores the schedule"),
+    ("decay_unscheduled", "train", "ministeer/train.py",
+     "        step += self.weight_decay * p\n        step *= lr\n",
+     "        step *= lr\n        step += self._lr(0, 1.0) * self.weight_decay * p\n",
+     "weight decay at the peak rate, not the scheduled one"),
     ("bias_correction", "train", "ministeer/train.py", "c1, c2 = 1.0 - b1 ** self.step_count, 1.0 - b2 ** self.step_count",
      "c1, c2 = 1.0 - b1 ** (self.step_count + 1), 1.0 - b2 ** (self.step_count + 1)", "Adam bias correction one step ahead"),
     ("warmup_from_zero", "train", "ministeer/train.py", "return lr * (step + 1) / warmup",
