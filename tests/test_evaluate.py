@@ -83,3 +83,22 @@ def test_forced_scoring_refuses_what_it_cannot_do():
             accuracy(fn, exs, forced=True, **bad)
     with pytest.raises(ValueError, match="exceeds n_ctx"):
         accuracy(fn, exs, forced=True, n_ctx=8)
+
+
+def test_same_length_batches_decode_a_last_position_adapter_as_one_prompt_at_a_time():
+    """An adapter with positions="last" (intervene_last) edits the input's last position. In a
+    batch of prompts of several lengths that is not every row's newest token, so plain batched
+    decoding gives other completions than decoding each prompt alone; batches of one prompt
+    length give the same. Rejects plain batching (the last assert shows it differs here) and
+    returning the completions in the grouped order instead of the prompts' order."""
+    params, cfg = load_base()
+    exs = examples("gsm", "test", 40, seed=3, fmt=4)
+    prompts = [e.prompt for e in exs]
+    assert len({len(TOKENIZER.encode(p)) for p in prompts}) > 1  # ragged, or the test shows nothing
+    steer = {"steer": randomize(A.lowrank(cfg, positions="last"), 0, scale=0.5)}
+    fn = lambda t, n: A.adapted_forward(params, steer, t, cfg)
+    alone = [greedy_complete(fn, [p], 8, n_ctx=cfg.n_ctx)[0] for p in prompts]
+    assert greedy_complete(fn, prompts, 8, n_ctx=cfg.n_ctx, same_length_batches=True) == alone
+    assert greedy_complete(fn, prompts, 8, n_ctx=cfg.n_ctx) != alone
+    with pytest.raises(ValueError, match="positions='last'"):
+        accuracy(fn, exs, forced=True, same_length_batches=True)

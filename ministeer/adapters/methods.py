@@ -167,9 +167,9 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
     intervene_last -- the official ``--intervene-last``: activation adapters edit only the last
             position of each forward pass (``positions="last"``), trained with the official
             stepwise loss (``core.stepwise_loss``: one forward pass per supervised token).
-            To evaluate such adapters, every row's current last token must sit at the last
-            position (batch size 1, or prompts of equal length): ``"last"`` is the last
-            position of the input, not of each row.
+            ``"last"`` is the last position of the input, not of each row: evaluate such
+            adapters with ``accuracy(..., same_length_batches=True)`` (or ``greedy_complete``'s),
+            which decodes prompts of one length per batch.
     checkpoint_dir, checkpoint_every, keep, resume -- ``fit``'s training-state checkpoints; the
             method name and the adapter specs are stored with them, so a resume under other
             ones is refused. Not for methods with their own staged training (LoFiT).

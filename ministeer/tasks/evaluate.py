@@ -17,7 +17,8 @@ from .extract import official_correct, official_max_new
 from .tokenizer import TOKENIZER
 
 
-def greedy_complete(logits_fn, prompts, max_new, tokenizer=TOKENIZER, n_ctx=None, batch_size=512):
+def greedy_complete(logits_fn, prompts, max_new, tokenizer=TOKENIZER, n_ctx=None, batch_size=512,
+                    same_length_batches=False):
     """Greedy completions (strings) of ``prompts``.
 
     logits_fn -- ``(tokens [B, T], prompt_lengths [B]) -> logits [B, T, V]``, e.g.
@@ -25,10 +26,24 @@ def greedy_complete(logits_fn, prompts, max_new, tokenizer=TOKENIZER, n_ctx=None
                  ``<bos> prompt <sep>``; position-restricted adapters (ReFT's first/last
                  prompt tokens) need it, the rest ignore it.
     max_new   -- the most tokens to generate per prompt, ``<eos>`` included.
+    same_length_batches -- decode prompts of one token length per batch. Rows of a batch are
+                 padded to its longest row, so only then does every unfinished row's newest
+                 token sit at the input's last position, which is what an adapter with
+                 ``positions="last"`` (``train_method(..., intervene_last=True)``) edits.
+                 Other causal models give the same completions either way.
     """
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        out += _complete_chunk(logits_fn, prompts[start:start + batch_size], max_new, tokenizer, n_ctx)
+    if not same_length_batches:
+        return [text for start in range(0, len(prompts), batch_size)
+                for text in _complete_chunk(logits_fn, prompts[start:start + batch_size], max_new, tokenizer, n_ctx)]
+    sizes = [len(tokenizer.encode(p)) for p in prompts]
+    out = [None] * len(prompts)
+    for size in sorted(set(sizes)):
+        rows = [i for i, n in enumerate(sizes) if n == size]
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            texts = _complete_chunk(logits_fn, [prompts[i] for i in chunk], max_new, tokenizer, n_ctx)
+            for i, text in zip(chunk, texts):
+                out[i] = text
     return out
 
 
@@ -92,7 +107,7 @@ def _forced_chunk(logits_fn, examples, tokenizer, n_ctx, max_new):
 
 
 def accuracy(logits_fn, examples, tokenizer=TOKENIZER, n_ctx=None, return_predictions=False, match="exact",
-             forced=False):
+             forced=False, same_length_batches=False):
     """Fraction of ``examples`` whose greedy completion equals the reference exactly.
 
     ``max_new`` is the longest reference plus one (for ``<eos>``), so a correct answer
@@ -101,12 +116,17 @@ def accuracy(logits_fn, examples, tokenizer=TOKENIZER, n_ctx=None, return_predic
     ``max_new_tokens`` and regex answer extraction (``extract.py``).
     ``forced=True``: the same exact-match verdicts from one teacher-forced pass
     (``forced_exact_match``, for causal ``logits_fn`` only); 4-13x faster, no predictions.
+    ``same_length_batches=True``: decode as ``greedy_complete`` says, for adapters with
+    ``positions="last"``; it cannot be combined with ``forced``.
     """
     if not examples:
         raise ValueError("accuracy needs at least one example")
     if match not in ("exact", "official"):
         raise ValueError(f"match={match!r}; expected 'exact' or 'official'")
     if forced:
+        if same_length_batches:
+            raise ValueError("forced=True scores every answer position in one pass, where an adapter with "
+                             "positions='last' edits only the final one: decode (forced=False) instead")
         if match != "exact" or return_predictions:
             raise ValueError("forced=True scores exact matches without decoding: it has no predictions to "
                              "return and cannot apply match='official'")
@@ -117,6 +137,7 @@ def accuracy(logits_fn, examples, tokenizer=TOKENIZER, n_ctx=None, return_predic
     else:
         max_new = max(len(e.completion) for e in examples) + 1
         correct = lambda p, e: p == e.completion
-    preds = greedy_complete(logits_fn, [e.prompt for e in examples], max_new, tokenizer, n_ctx)
+    preds = greedy_complete(logits_fn, [e.prompt for e in examples], max_new, tokenizer, n_ctx,
+                            same_length_batches=same_length_batches)
     acc = float(np.mean([correct(p, e) for p, e in zip(preds, examples)]))
     return (acc, preds) if return_predictions else acc
