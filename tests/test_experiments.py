@@ -230,6 +230,30 @@ def test_each_run_is_logged_at_once_and_resume_skips_finished_runs(tmp_path, mon
     assert ran == ["gsm", "boolq"]  # different settings: nothing reused
 
 
+def test_a_resume_never_reuses_the_runs_of_another_base(tmp_path, monkeypatch):
+    """Rejects a log key without the base checkpoint: ``compare --resume --base mine.npz`` would
+    then tabulate the shipped base's runs as the new base's. The same bytes under another file
+    name are the same base, and are reused."""
+    log = tmp_path / "runs.jsonl"
+    jobs = [dict(method="postblock_vector", task=t, seed=0, lr=0.05, settings=TINY) for t in ("gsm", "boolq")]
+    ran = []
+
+    def fake_run(job):  # records what ran; never loads the checkpoint
+        ran.append(job["task"])
+        return dict(method=job["method"], task=job["task"], seed=0, lr=job["lr"], split="test", accuracy=0.5,
+                    signature=compare.signature(job["settings"], job.get("base_path", str(BASE_PATH))))
+    monkeypatch.setattr(compare, "_run_job", fake_run)
+    compare.run_jobs(jobs, 1, "test", log)
+    same, other = tmp_path / "same.npz", tmp_path / "other.npz"
+    same.write_bytes(BASE_PATH.read_bytes())
+    other.write_bytes(BASE_PATH.read_bytes() + b"\0")
+    ran.clear()
+    compare.run_jobs([{**j, "base_path": str(same)} for j in jobs], 1, "test", log, resume=True)
+    assert ran == []
+    compare.run_jobs([{**j, "base_path": str(other)} for j in jobs], 1, "test", log, resume=True)
+    assert ran == ["gsm", "boolq"]
+
+
 def test_the_report_leaves_out_runs_at_an_older_learning_rate(tmp_path):
     """After a new sweep moves a rate, the log holds runs at both rates. Rejects a report that
     tabulates every logged run (two rates of one method and task averaged as if seeds)."""

@@ -65,10 +65,17 @@ QUICK = dict(seeds=(0,), steps=25, batch_size=16, n_train=400, n_val=40, n_test=
 ALL = dict(methods=EVERYTHING, seeds=(0, 1, 2))
 
 
-def signature(settings):
-    """A short hash of what makes runs comparable (not which methods, tasks or seeds)."""
+def signature(settings, base_path=str(BASE_PATH)):
+    """A short hash of what makes runs comparable: the settings (not which methods, tasks or
+    seeds) and the bytes of the base checkpoint, so that a resume never reuses runs of another base."""
     core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds")}
+    core["base_sha256"] = _file_digest(base_path)
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=None)
+def _file_digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 # ---------------------------------------------------------------- one run (runs in a worker)
 
@@ -91,7 +98,7 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     train = _examples(task, "train", s.n_train, draw)
     scored = _examples(task, split, s.n_val if split == "val" else s.n_test, s.data_seed if split == "val" else draw)
     record = dict(method=method, task=task, seed=seed, lr=lr, split=split, n_scored=len(scored),
-                  signature=signature(s))
+                  signature=signature(s, base_path))
     start = time.perf_counter()
     try:
         adapters, result = A.train_method(method, params, cfg, batch_sampler(train, s.batch_size, seed=seed),
@@ -141,8 +148,9 @@ def job_key(job_or_record):
     return (r["method"], r["task"], r["seed"], float(r["lr"]), r.get("split", "test"))
 
 
-def read_log(path, settings):
-    """Finished runs in the JSONL log ``path`` that match ``settings`` (a torn last line is skipped)."""
+def read_log(path, settings, base_path=str(BASE_PATH)):
+    """Finished runs in the JSONL log ``path`` that match ``settings`` and the base checkpoint
+    (a torn last line is skipped)."""
     done = {}
     if not Path(path).exists():
         return done
@@ -151,7 +159,7 @@ def read_log(path, settings):
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash mid-write
-        if record.get("signature") == signature(settings):
+        if record.get("signature") == signature(settings, base_path):
             done[job_key(record)] = record
     return done
 
@@ -162,7 +170,8 @@ def run_jobs(jobs, n_workers, desc, log_path=None, resume=False):
     Each finished run is appended to ``log_path`` (JSONL) at once. With ``resume``, runs
     already in the log are reused. Ctrl-C terminates the workers at once; what finished
     is in the log."""
-    done = read_log(log_path, jobs[0]["settings"]) if (resume and log_path and jobs) else {}
+    done = (read_log(log_path, jobs[0]["settings"], jobs[0].get("base_path", str(BASE_PATH)))
+            if (resume and log_path and jobs) else {})
     if log_path and not resume:
         Path(log_path).write_text("")
     records = [done[job_key(j)] for j in jobs if job_key(j) in done]
@@ -297,11 +306,11 @@ def compare(settings, n_workers=2, lrs=None, base_path=str(BASE_PATH), log_path=
     return records, base
 
 
-def logged_runs(settings, log_path, lrs=None):
+def logged_runs(settings, log_path, lrs=None, base_path=str(BASE_PATH)):
     """The planned runs already in the log. A run at an older learning rate (before a new sweep)
     is left out, so the table never mixes two rates of one method and task."""
-    done = read_log(log_path, settings)
-    return [done[job_key(j)] for j in planned_jobs(settings, lrs) if job_key(j) in done]
+    done = read_log(log_path, settings, base_path)
+    return [done[job_key(j)] for j in planned_jobs(settings, lrs, base_path) if job_key(j) in done]
 
 # ---------------------------------------------------------------- command line
 
@@ -359,7 +368,7 @@ def main(argv=()):
             if args.sweep_only:
                 return
         if args.report_only:
-            records = logged_runs(settings, out / "runs.jsonl", lrs)
+            records = logged_runs(settings, out / "runs.jsonl", lrs, args.base)
             base = {t: base_accuracy(t, settings, args.base) for t in settings.tasks}
         else:
             records, base = compare(settings, args.jobs, lrs, args.base, out / "runs.jsonl", args.resume)
