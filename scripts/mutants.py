@@ -200,7 +200,7 @@ MUTANTS = [
      "half = 1.96 * math.sqrt(var / S + mean * (1 - mean) / (S * n))", "half = 1.96 * math.sqrt(var / S)",
      "the 95% interval leaves out test sampling error"),
     ("signature_no_base", "report", "ministeer/experiments/compare.py",
-     '    core["base_sha256"] = _file_digest(base_path)\n', "",
+     '    core["base_sha256"] = _file_digest(str(base_path), stat.st_mtime_ns, stat.st_size)\n', "",
      "a resume reuses the runs of another base checkpoint"),
     ("render_no_joint_modes", "report", "ministeer/experiments/report.py", "    if modes:\n        table +=",
      "    if False:\n        table +=", "the table leaves out the joint methods' inference modes"),

@@ -69,12 +69,13 @@ def signature(settings, base_path=str(BASE_PATH)):
     """A short hash of what makes runs comparable: the settings (not which methods, tasks or
     seeds) and the bytes of the base checkpoint, so that a resume never reuses runs of another base."""
     core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds")}
-    core["base_sha256"] = _file_digest(base_path)
+    stat = Path(base_path).stat()
+    core["base_sha256"] = _file_digest(str(base_path), stat.st_mtime_ns, stat.st_size)
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @lru_cache(maxsize=None)
-def _file_digest(path):
+def _file_digest(path, mtime_ns, size):  # read once per version of the file, not once per run
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 # ---------------------------------------------------------------- one run (runs in a worker)

@@ -32,13 +32,13 @@ def greedy_complete(logits_fn, prompts, max_new, tokenizer=TOKENIZER, n_ctx=None
                  ``positions="last"`` (``train_method(..., intervene_last=True)``) edits.
                  Other causal models give the same completions either way.
     """
-    if not same_length_batches:
-        return [text for start in range(0, len(prompts), batch_size)
-                for text in _complete_chunk(logits_fn, prompts[start:start + batch_size], max_new, tokenizer, n_ctx)]
-    sizes = [len(tokenizer.encode(p)) for p in prompts]
+    if same_length_batches:
+        sizes = [len(tokenizer.encode(p)) for p in prompts]
+        groups = [[i for i, n in enumerate(sizes) if n == size] for size in sorted(set(sizes))]
+    else:
+        groups = [list(range(len(prompts)))]
     out = [None] * len(prompts)
-    for size in sorted(set(sizes)):
-        rows = [i for i, n in enumerate(sizes) if n == size]
+    for rows in groups:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
             texts = _complete_chunk(logits_fn, [prompts[i] for i in chunk], max_new, tokenizer, n_ctx)
