@@ -137,9 +137,9 @@ def test_a_callback_counts_steps_across_both_lofit_steps():
     """Rejects a count that restarts at 0 in step 2, which a progress log or a stop rule keyed on
     the step number would read as going back in time."""
     seen = []
-    A.train_method("lofit", init_params(CFG, 0), CFG, lambda step: copy_task(step % 2), steps=3, lr=1e-2,
-                   k=2, callback=lambda step, loss, trainable: seen.append(step))
-    assert seen == list(range(6))
+    A.train_lofit(init_params(CFG, 0), CFG, lambda step: copy_task(step % 2), steps=3, lr=1e-2, select_steps=2,
+                  callback=lambda step, loss, trainable: seen.append(step))
+    assert seen == list(range(5))  # 2 selection steps, then 3: rejects an offset of `steps`, not 2
 
 
 # ---------------------------------------------------------------- JoLA

@@ -16,6 +16,7 @@ import pytest
 from ministeer import adapters as A
 from ministeer.cli import COMMANDS
 from ministeer.experiments import compare, gates, pretrain, report
+from ministeer.io import CheckpointError
 from ministeer.experiments.pretrain import BASE_CONFIG, BASE_PATH, CARD_PATH, fingerprint, load_base, load_card
 from ministeer.tasks import TASK_NAMES
 from ministeer.usage import UsageError
@@ -231,9 +232,9 @@ def test_each_run_is_logged_at_once_and_resume_skips_finished_runs(tmp_path, mon
 
 
 def test_a_resume_never_reuses_the_runs_of_another_base(tmp_path, monkeypatch):
-    """Rejects a log key without the base checkpoint: ``compare --resume --base mine.npz`` would
-    then tabulate the shipped base's runs as the new base's. The same bytes under another file
-    name are the same base, and are reused."""
+    """Rejects a log key without the base checkpoint: ``compare --resume --base mine.npz`` (or
+    ``--report-only``) would then tabulate the shipped base's runs as the new base's. The same
+    bytes under another file name are the same base, and are reused; a missing file is named."""
     log = tmp_path / "runs.jsonl"
     jobs = [dict(method="postblock_vector", task=t, seed=0, lr=0.05, settings=TINY) for t in ("gsm", "boolq")]
     ran = []
@@ -252,6 +253,13 @@ def test_a_resume_never_reuses_the_runs_of_another_base(tmp_path, monkeypatch):
     assert ran == []
     compare.run_jobs([{**j, "base_path": str(other)} for j in jobs], 1, "test", log, resume=True)
     assert ran == ["gsm", "boolq"]
+    shipped_only = tmp_path / "shipped.jsonl"  # what --report-only tabulates
+    shipped_only.write_text(log.read_text().splitlines()[0] + "\n")
+    s, lrs = replace(TINY, methods=("postblock_vector",), tasks=("gsm",), seeds=(0,)), {"postblock_vector": {"gsm": 0.05}}
+    assert len(compare.logged_runs(s, shipped_only, lrs)) == 1
+    assert compare.logged_runs(s, shipped_only, lrs, base_path=str(other)) == []
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        compare.logged_runs(s, shipped_only, lrs, base_path=str(tmp_path / "typo.npz"))
 
 
 def test_the_report_leaves_out_runs_at_an_older_learning_rate(tmp_path):

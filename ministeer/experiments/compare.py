@@ -31,6 +31,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .. import adapters as A
+from ..io import CheckpointError
 from ..model import forward, loss_fn
 from ..tasks import BENCHMARK, TASK_NAMES, accuracy, batch_sampler, encode, examples
 from ..train import TrainingDiverged
@@ -69,6 +70,8 @@ def signature(settings, base_path=str(BASE_PATH)):
     """A short hash of what makes runs comparable: the settings (not which methods, tasks or
     seeds) and the bytes of the base checkpoint, so that a resume never reuses runs of another base."""
     core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds")}
+    if not Path(base_path).is_file():  # the error load_base would give, before a log is read
+        raise CheckpointError(f"no checkpoint file at {str(base_path)!r}")
     stat = Path(base_path).stat()
     core["base_sha256"] = _file_digest(str(base_path), stat.st_mtime_ns, stat.st_size)
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:12]
