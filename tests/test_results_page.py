@@ -30,12 +30,16 @@ def saved_settings(meta):
 
 
 def lines_missing_from_page(markdown):
-    page = PAGE.read_text()
+    page = set(PAGE.read_text().splitlines())  # whole lines: a row must not match inside another
     return [line for line in markdown.splitlines() if line.strip() and line not in page]
 
 
+def saved_run(name):
+    return json.loads((DOCS / "data" / f"{name}.json").read_text())
+
+
 def rendered_compare(name):
-    saved = json.loads((DOCS / "data" / f"{name}.json").read_text())
+    saved = saved_run(name)
     settings = saved_settings(saved["meta"])
     base = {t: saved["summary"]["base"]["tasks"][t]["mean"] / 100 for t in settings.tasks}
     _, cfg = load_base()
@@ -73,7 +77,7 @@ def test_every_report_table_in_the_page_comes_from_the_committed_runs():
 
 def test_the_committed_runs_are_complete():
     for name in ("compare", "compare-all"):
-        saved = json.loads((DOCS / "data" / f"{name}.json").read_text())
+        saved = saved_run(name)
         settings = saved_settings(saved["meta"])
         done = {(r["method"], r["task"], r["seed"]) for r in saved["runs"] if r["accuracy"] is not None}
         expected = {(m, t, s) for m in settings.methods for t in settings.tasks for s in settings.seeds}

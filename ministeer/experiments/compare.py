@@ -158,12 +158,13 @@ def read_log(path, settings, base_path=str(BASE_PATH)):
     done = {}
     if not Path(path).exists():
         return done
+    wanted = signature(settings, base_path)  # once: it stats the checkpoint file
     for line in Path(path).read_text().splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash mid-write
-        if record.get("signature") == signature(settings, base_path):
+        if record.get("signature") == wanted:
             done[job_key(record)] = record
     return done
 
