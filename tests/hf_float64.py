@@ -1,5 +1,5 @@
 """One float64 patch for Hugging Face models, shared by the live comparison (tests/test_hf.py),
-the fixture check (tests/test_hf_fixtures.py) and the fixture writer (tests/fixtures/make_hf_fixtures.py).
+the fixture check (tests/test_hf_fixtures.py) and the fixture writer (scripts/make_hf_fixtures.py).
 
 transformers computes RMSNorm and the rotary angles in float32 even in a float64 model (a
 deliberate mixed-precision choice). Patching both to float64 lets ministeer's logits be

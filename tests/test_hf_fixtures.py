@@ -1,6 +1,6 @@
 """Logits against the ones ``transformers`` wrote: parity without transformers installed.
 
-tests/fixtures/hf_tiny_{llama,gpt2}/ were written once by tests/fixtures/make_hf_fixtures.py:
+tests/fixtures/hf_tiny_{llama,gpt2}/ were written once by scripts/make_hf_fixtures.py:
 random-weight models (Llama with grouped-query attention and rope_theta = 500; GPT-2 with
 biases, learned positions and a tied unembedding), saved by ``save_pretrained``, with the
 float64 logits transformers computed for ``tokens.npy``. Loading the folder and running
