@@ -307,15 +307,19 @@ def test_fuzz_loss_masks(mask):
     (["bench", "--configs", "c9"], "unknown config ['c9']"),
     (["bench", "--repeats", "0"], "--repeats: expected a positive integer, got 0"),
     (["bench", "--threads", "-2"], "--threads"),
-    (["bench", "--composed", "nothing"], "--composed: unknown ['nothing']"),
+    (["bench", "--composed", "nothing"], "--composed: unknown primitive ['nothing']"),
     (["exercises", "/no/such/answers.py"], "no answers to grade at '/no/such/answers.py'"),
     (["exercises", "--only", "9.9"], "invalid choice: '9.9'"),
     (["sites", "--preset", "bert"], "invalid choice: 'bert'"),
 ])
-def test_user_errors_are_one_line_and_exit_2(argv, words, capsys):
+def test_user_errors_are_one_line_and_exit_2(argv, words, capsys, monkeypatch):
     """Rejects a traceback (or argparse's usage block) for a typo, and finding a bad path only
-    after the work is done."""
+    after the work is done. ``bench`` re-executes itself without OpenBLAS's slow-kernel variables:
+    a value checked only after that step replaced the caller's process (here, pytest's)."""
     from ministeer.cli import main
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("MINISTEER_BENCH_REEXEC", raising=False)
+    monkeypatch.setattr("os.execve", lambda *a: pytest.fail(f"re-executed before checking its arguments: {a[1]}"))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"ministeer {argv[0]}: ") and words in err, err

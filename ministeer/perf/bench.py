@@ -177,6 +177,12 @@ def _names_from(valid, what):
     return parse
 
 
+def _composed_names(text):
+    """argparse type for ``--composed``: checked in the parser, before ``_reexec_if_needed`` can
+    replace this process, so a typo is one line, not a re-executed run."""
+    return sorted(ops.PRIMITIVES) if text == "all" else _names_from(ops.PRIMITIVES, "primitive")(text)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = Parser(prog="ministeer bench", description=__doc__.split("\n")[0])
@@ -187,7 +193,7 @@ def main(argv=None):
     parser.add_argument("--presets", default="gpt2,llama", type=_names_from(("gpt2", "llama"), "preset"))
     parser.add_argument("--dtypes", default="float32,float64", type=_names_from(("float32", "float64"), "dtype"))
     parser.add_argument("--repeats", type=positive_int, default=5)
-    parser.add_argument("--composed", default="", help="primitives to replace by their plain "
+    parser.add_argument("--composed", default=[], type=_composed_names, help="primitives to replace by their plain "
                         f"composition: a comma list from {sorted(ops.PRIMITIVES)}, or 'all'")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if installed")
     parser.add_argument("--profile", metavar="CONFIG", choices=sorted(CONFIGS),
@@ -209,10 +215,7 @@ def main(argv=None):
     set_backend(args.backend)
     if args.threads:
         _limit_threads(args.threads)
-    composed = sorted(ops.PRIMITIVES) if args.composed == "all" else [n for n in args.composed.split(",") if n]
-    unknown = set(composed) - set(ops.PRIMITIVES)
-    if unknown:
-        parser.error(f"--composed: unknown {sorted(unknown)}; valid: {sorted(ops.PRIMITIVES)}")
+    composed = args.composed
     print(f"ministeer bench -- {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}")
     print(f"backend: {args.backend}; BLAS: {blas_info()}")
