@@ -13,7 +13,7 @@ COMMANDS = {  # name -> ("module:function", one-line help)
     "sites": ("ministeer.cli:sites", "print the table of intervention sites"),
     "bench": ("ministeer.perf.bench:main", "ms per training step and forward, vs PyTorch eager if installed"),
     "verify": ("ministeer.verify:main", "check every claim of the paper on random models (and --model DIR)"),
-    "exercises": ("ministeer.exercises:main", "grade your exercise answers (default my_answers/; --list; notebook DIR)"),
+    "exercises": ("ministeer.exercises:main", "grade your exercise answers (default my_answers/; --list; --class DIR; notebook DIR)"),
     "pretrain": ("ministeer.experiments.pretrain:main", "regenerate the shipped base model and its card"),
     "compare": ("ministeer.experiments.compare:main", "every method x task x seed: the paper's Table 1 at toy scale"),
     "analyze": ("ministeer.experiments.analyze:main", "oracle analyses of a fine-tuned model (MLP share, spectra, KL)"),

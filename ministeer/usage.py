@@ -38,13 +38,6 @@ def existing_dir(text):
     return text
 
 
-def existing_path(text):
-    """argparse type: a file or folder that exists."""
-    if not Path(text).exists():
-        raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
-    return text
-
-
 def check_writable(path, flag, suffixes=None):
     """Raise ``UsageError`` now if ``path`` could not be written at the end of the run.
 

@@ -1,12 +1,13 @@
 """``ministeer verify``: check every claim of the paper on fresh random models (and a checkpoint).
 
 Runs the claim runners of ``ministeer/verify_claims.py`` on a tiny Llama-style and a
-tiny GPT-2-style model with seeded random weights, prints one row per claim
+tiny GPT-2-style model with seeded random weights, prints one row per claim and model
 
     | claim | statement | source | model | measured figure | pass/fail |
 
-then, per claim, what would make it fail. The source is the claim's provenance (the
-paper, the authors' blog, the official code, or derived here; see docs/index.md).
+(a claim about random matrices alone gets one row), then, per claim, what would make it
+fail. The source is the claim's provenance (the paper, the authors' blog, the official
+code, or derived here; see docs/index.md).
 
 and exits 1 if any claim fails. ``--model DIR`` also runs the model-dependent claims
 on a local Hugging Face checkpoint (``ministeer.hf.load_pretrained``); ``--json PATH``

@@ -43,6 +43,7 @@ AREAS = {
     "train": ["tests/test_train_decay_schedule.py", "tests/test_train.py", "tests/test_adamw.py"],
     "tasks": ["tests/test_extract.py", "tests/test_tasks.py", "tests/test_evaluate.py", "tests/test_experiments.py"],
     "report": ["tests/test_results_page.py", "tests/test_experiments.py"],
+    "exercises": ["tests/test_exercises.py"],
 }
 
 # (name, area, file, old text, new text, what the bug is)
@@ -212,6 +213,19 @@ MUTANTS = [
      "predicted[b, n - 1:n - 2 + len(a)] == buf[b, n:n - 1 + len(a)]", "forced exact match never checks the <eos>"),
     ("forced_prompt_lengths", "tasks", "ministeer/tasks/evaluate.py", "logits_fn(buf, lengths)",
      "logits_fn(buf, lengths + 1)", "forced pass gives adapters the wrong prompt lengths"),
+    # ---------------------------------------------------------------- exercises
+    ("grading_header_last", "exercises", "ministeer/exercises/__init__.py",
+     "    print(answers.describe())  # first, before any checker's pass message: what is being graded\n"
+     "    results = grade_loaded(answers, args.only)\n",
+     "    results = grade_loaded(answers, args.only)\n    print(answers.describe())\n",
+     "the checkers' pass messages come before the line naming the graded files"),
+    ("class_load_error_hidden", "exercises", "ministeer/exercises/classroom.py", "    failures += [msg for",
+     "    failures = [msg for", "a student's file that did not load is not the first hint"),
+    ("class_plain_write", "exercises", "ministeer/exercises/classroom.py",
+     'atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, "utf8"))', 'path.write_text(text, "utf8")',
+     "the class tables are written in place, not atomically"),
+    ("class_hidden_folders", "exercises", "ministeer/exercises/classroom.py",
+     'p.is_dir() and not p.name.startswith((".", "_"))', "p.is_dir()", "a hidden folder is graded as a student"),
 ]
 
 
@@ -245,8 +259,9 @@ def run_tests(copy, area, timeout):
     for g in AREAS[area]:
         tests += [t for t in sorted(str(p.relative_to(copy)) for p in copy.glob(g)) if t not in tests]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "HYPOTHESIS_PROFILE": "mutants", "PYTHONPATH": str(copy)}
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "mutant_profile",
+           "HYPOTHESIS_PROFILE": "mutants", "PYTHONPATH": str(copy),
+           "PYTEST_PLUGINS": "mutant_profile"}  # also in the pytest runs a test starts (test_exercises.py)
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
            "-o", "addopts=", "--hypothesis-seed=0", *tests]
     proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     RUNNING.add(proc)  # so that an interrupted run ends its test processes too

@@ -11,6 +11,7 @@
 * ``test_stub`` and the tests after it check what students start from: every stub fails as
   "not implemented yet", and grading output names the files it graded.
 """
+import csv
 import json
 import os
 import re
@@ -309,6 +310,18 @@ def test_grading_a_wrong_then_a_right_answer(tmp_path, capsys):
     assert results["2.1"][1] is None and "not implemented yet" in results["2.2"][1]
 
 
+def test_the_header_comes_before_any_pass_message(tmp_path, capsys):
+    """The "Grading ..." line is the first line even when a checker passes and prints its
+    "✓ ... passed" (rejects grading first and naming the files afterwards)."""
+    folder = tmp_path / "my_answers"
+    shutil.copytree(STUBS, folder)
+    answer(folder, "page2_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
+    assert main([str(folder), "--only", "2.1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"Grading {folder}/: ") and out[1].startswith("✓ Exercise 2.1"), out
+    assert out[-1] == "1/1 exercises passed."
+
+
 def test_a_broken_file_is_named(tmp_path, capsys):
     """A file that does not load is reported by name, and its exercises fail (not a crash)."""
     shutil.copytree(STUBS, tmp_path / "my_answers")
@@ -376,3 +389,69 @@ def test_markers_declared(pytestconfig):
     declared = "\n".join(pytestconfig.getini("markers"))
     for number in EXERCISES:
         assert marker(number) + ":" in declared, f"declare the marker {marker(number)} in pyproject.toml"
+
+
+# ---------------------------------------------------------------- grading a whole class
+
+def _class_of_three(tmp_path):
+    """alice: the reference answers; bob: the stubs with 2.1 answered; carol: page 6 does not parse."""
+    class_dir = tmp_path / "class"
+    (class_dir / "alice").mkdir(parents=True)
+    shutil.copy(Path(S.__file__), class_dir / "alice" / "answers.py")
+    shutil.copytree(STUBS, class_dir / "bob")
+    answer(class_dir / "bob", "page2_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
+    shutil.copytree(STUBS, class_dir / "carol")
+    (class_dir / "carol" / "page6_joint_adaptation.py").write_text("def project_read(:\n", "utf8")
+    (class_dir / ".git").mkdir()  # not a student
+    return class_dir
+
+
+@pytest.mark.skipif(S is None, reason=NO_SOLUTIONS)
+def test_grading_a_class_writes_one_table(tmp_path, capsys, monkeypatch):
+    """``ministeer exercises --class DIR --out OUT``: one row per student folder, ✓/✗ per
+    exercise, the count, the first failing hint (a file that did not load first), in
+    grades.md and grades.csv, both through the atomic writer. Rejects: grading one
+    student's files for all, a column off by one, a load error hidden behind "not
+    implemented yet", counting hidden folders as students, and a plain ``write_text``."""
+    import ministeer.exercises.classroom as classroom
+    written = []
+    real = classroom.atomic_write
+    monkeypatch.setattr(classroom, "atomic_write", lambda path, write: (written.append(Path(path).name),
+                                                                        real(path, write)))
+    class_dir = _class_of_three(tmp_path)
+    assert main(["--class", str(class_dir), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(written) == ["grades.csv", "grades.md"]
+    out = capsys.readouterr().out
+    assert "✓ Exercise" not in out  # the checkers' pass messages stay out of the class summary
+    n = len(EXERCISES)
+    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "out" / "grades.csv").open(encoding="utf8"))}
+    assert list(rows) == ["alice", "bob", "carol"]
+    marks = lambda student: {number: rows[student][number] for number in EXERCISES}
+    assert marks("alice") == {number: "✓" for number in EXERCISES}
+    assert rows["alice"]["passed"] == f"{n}/{n}" and rows["alice"]["first failing hint"] == ""
+    assert marks("bob") == {number: "✓" if number == "2.1" else "✗" for number in EXERCISES}
+    assert rows["bob"]["passed"] == f"1/{n}"
+    assert rows["bob"]["first failing hint"].startswith("Exercise 1.1: not implemented yet")
+    assert marks("carol") == {number: "✗" for number in EXERCISES}
+    assert rows["carol"]["first failing hint"].startswith("page6_joint_adaptation.py did not load: SyntaxError")
+    table = (tmp_path / "out" / "grades.md").read_text("utf8").splitlines()
+    assert table[0] == "| student | " + " | ".join(EXERCISES) + " | passed | first failing hint |"
+    assert table[2] == "| alice | " + " | ".join("✓" * n) + f" | {n}/{n} |  |"
+    bob = table[3].split(" | ")
+    assert bob[0] == "| bob" and bob[1 + list(EXERCISES).index("2.1")] == "✓" and bob[-2] == f"1/{n}"
+    assert len(table) == 5 and table[4].startswith("| carol | ✗ |")
+    assert f"alice: {n}/{n}" in out and f"wrote {tmp_path / 'out' / 'grades.md'}" in out
+
+
+def test_grading_a_class_refuses_bad_folders(tmp_path, capsys):
+    """No class folder, or one with no student folders: one line, exit 2, nothing written;
+    ``--class`` with a PATH or ``--only`` is a usage error (rejects grading the wrong thing)."""
+    from ministeer.usage import UsageError
+    assert main(["--class", str(tmp_path / "missing")]) == 2
+    assert "no class folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["--class", str(tmp_path / "empty")]) == 2
+    assert "no student folders" in capsys.readouterr().err and not list((tmp_path / "empty").iterdir())
+    for argv in (["x", "--class", str(tmp_path)], ["--class", str(tmp_path), "--only", "2.1"], ["--out", "x"]):
+        with pytest.raises(UsageError):
+            main(argv)

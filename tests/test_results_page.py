@@ -20,7 +20,7 @@ from ministeer.experiments.pretrain import load_base
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGE = DOCS / "results.md"
 # Header openings of the tables that report.render and analyze.markdown write (the page's
-# other tables, such as the verdicts and the v2 table, are written by hand).
+# other tables, such as the verdicts and the format-0 table, are written by hand).
 REPORT_TABLES = ("| Method | Params |", "| question |", "| joint method, task |",
                  "| task | MLP share", "| task | base (no steer)")
 

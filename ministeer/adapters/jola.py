@@ -115,8 +115,3 @@ register(Kind("jola", FIELDS, _resolve, _shapes, _init, delta=delta, penalty=l0_
 def jola(cfg, layers=None, init_std=1e-3, seed=0, **fields):
     """JoLA on every head of the chosen layers (default all): gated scaling and offset vectors."""
     return init_adapter(cfg, make_spec(cfg, "jola", layers=layers, init_std=init_std, **fields), seed)
-
-
-def jola_count(cfg, n_layers=None):
-    """Closed form: per layer, A and v (2 H dh) and two log-alphas per head (2 H)."""
-    return (cfg.n_layers if n_layers is None else n_layers) * 2 * cfg.n_heads * (cfg.d_head + 1)

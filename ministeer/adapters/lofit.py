@@ -181,9 +181,3 @@ def train_lofit(params, cfg, data, *, steps, lr, seed=0, adapters=None, select_s
                  **fit_kwargs)
     result.select = selection
     return with_trainable(offsets, result.params), result
-
-
-def lofit_count(cfg, k=None):
-    """Closed form of the kept parameters: K heads x d_head."""
-    return (default_k(cfg) if k is None else k) * cfg.d_head
-

@@ -28,11 +28,11 @@ from .lora import full
 FULL_GRID = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 1e-2, 2e-2)
 LORA_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
 STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
-# One more point past each edge that a sweep chose (docs/results.md, "learning rates"). v3's
-# first sweep: full FT both ways (above), LoRA r=1 and r=2, LoReFT, the vector and pre-MLP
-# upwards, SiLU downwards. v4's first sweep, on the re-pretrained base: LoReFT and the vector
-# upwards again (at 0% accuracy at every rate, where the validation loss decides), post-block
-# linear downwards. v4's --all sweep: post-block r=2 and r=4 upwards on BoolQ, and pre-MLP
+# One more point past each edge that a sweep chose (docs/results.md, "learning rates"). The
+# first sweeps: full FT both ways (above), LoRA r=1 and r=2, LoReFT, the vector and pre-MLP
+# upwards, SiLU downwards; then LoReFT and the vector upwards again (at 0% accuracy at every
+# rate, where the validation loss decides), post-block linear downwards. The --all sweep:
+# post-block r=2 and r=4 upwards on BoolQ, and pre-MLP
 # upwards again on ListOps; the rank sweep shares one grid, so r=1 gets the point too. Then
 # every method still at an edge, all at 0% accuracy with the validation loss still falling:
 # the ReFT family (one grid), the vector, LoFiT and JoLA, upwards until the loss turns.
@@ -98,7 +98,7 @@ METHODS = {
                                 LORA_GRID, orth=dict(mode="output", every="step")),
 }
 
-# Added for the paper's head-level baselines and the official code's options (issue 12).
+# The paper's head-level baselines and the official code's options.
 METHODS.update({
     # pyreft's NodireftIntervention: DiReFT with R unconstrained ("direft" keeps R orthonormal, as pyreft does)
     "nodireft": Method({"reft": dict(kind="nodireft", r=8, positions="f1+l1")}, "NoDiReFT r=8", 2e-3, REFT_GRID),

@@ -11,6 +11,7 @@ From the shell, grade *your* files, a copy of ``examples/exercises/``::
     ministeer exercises                       # grades my_answers/ (or: ministeer exercises DIR)
     pytest -m exercise_2_1                    # the same for one exercise (or: --exercises DIR)
     ministeer exercises notebook my_answers   # .ipynb copies of the stubs
+    ministeer exercises --class class/        # every class/<student>/ into grades.md, grades.csv
 
 Nothing here imports ``solutions.py``, the reference answers: an instructor may delete it.
 
@@ -52,18 +53,26 @@ def marker(number):
     return "exercise_" + number.replace(".", "_")
 
 
+def load(source=None):
+    """Read the student's files at ``source`` (default: ``my_answers``) without grading them."""
+    return load_answers(source or default_source(), [name for name, _, _ in EXERCISES.values()])
+
+
+def grade_loaded(answers, only=None):
+    """``{number: (file, None or failure)}``: run the checkers (each prints its pass message)."""
+    return {number: grade_one(answers, number, *entry)
+            for number, entry in EXERCISES.items() if not only or number in only}
+
+
 def grade(source=None, only=None):
     """Grade the student's files at ``source`` (default: ``my_answers``):
     ``(Answers, {number: (file, None or failure)})``."""
-    wanted = [name for name, _, _ in EXERCISES.values()]
-    answers = load_answers(source or default_source(), wanted)
-    results = {number: grade_one(answers, number, *entry)
-               for number, entry in EXERCISES.items() if not only or number in only}
-    return answers, results
+    answers = load(source)
+    return answers, grade_loaded(answers, only)
 
 
 def main(argv=()):
-    """``ministeer exercises [PATH] [--only 2.1 ...]``, ``--list``, or ``notebook DIR``."""
+    """``ministeer exercises [PATH] [--only 2.1 ...]``, ``--list``, ``--class DIR [--out DIR]``, or ``notebook DIR``."""
     from ..usage import Parser  # argparse whose errors are one line, exit 2 (ministeer.cli)
     argv = list(argv)
     if argv[:1] == ["notebook"]:
@@ -78,17 +87,24 @@ def main(argv=()):
     parser.add_argument("--only", nargs="+", metavar="N.M", choices=list(EXERCISES),
                         help="grade only these exercises")
     parser.add_argument("--list", action="store_true", help="list the exercises and exit")
+    parser.add_argument("--class", dest="class_dir", metavar="DIR",
+                        help="grade every student folder under DIR (DIR/alice/, DIR/bob/, ...) into one table, "
+                             "grades.md and grades.csv")
+    parser.add_argument("--out", metavar="DIR", help="with --class: where to write the tables (default: the class DIR)")
     args = parser.parse_args(argv)
     if args.list:
         for number, (name, _, page) in EXERCISES.items():
             print(f"{number:<5} {name:<26} {page}   (pytest -m {marker(number)})")
         return 0
+    if args.class_dir is not None or args.out is not None:
+        return _grade_class(parser, args)
     try:
-        answers, results = grade(args.source, args.only)
+        answers = load(args.source)
     except AnswersNotFound as err:
         print(f"ministeer exercises: {err}", file=sys.stderr)
         return 2
-    print(answers.describe())  # first: what is being graded
+    print(answers.describe())  # first, before any checker's pass message: what is being graded
+    results = grade_loaded(answers, args.only)
     for path, why in answers.errors.items():
         print(f"✗ {path} did not load: {why}")
     failed = {number: (path, msg) for number, (path, msg) in results.items() if msg}
@@ -100,7 +116,20 @@ def main(argv=()):
     return 1 if failed else 0
 
 
+def _grade_class(parser, args):
+    if args.class_dir is None:
+        parser.error("--out goes with --class DIR")
+    if args.source is not None or args.only:
+        parser.error("--class DIR grades every exercise of every student folder: give no PATH and no --only")
+    from . import classroom
+    try:
+        return classroom.main(args.class_dir, args.out)
+    except FileNotFoundError as err:
+        print(f"ministeer exercises: {err}", file=sys.stderr)
+        return 2
+
+
 __all__ = ["EXERCISES", "BROKEN_CONSTANT_STEERS", "Answers", "AnswersNotFound", "ExerciseFailed", "UpdateProblem",
-           "grade", "load_answers",
+           "grade", "grade_loaded", "load", "load_answers",
            "marker", "unreachable_norms", "unreachable_site_problem"] + \
           [checker.__name__ for _, checker, _ in EXERCISES.values()]

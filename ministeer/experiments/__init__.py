@@ -1,4 +1,4 @@
-"""The toy-scale reproduction of the paper's comparison (issue 5, docs/results.md).
+"""The toy-scale reproduction of the paper's comparison (docs/results.md).
 
 * ``pretrain`` -- the shipped base model: a broad mixture of the four tasks in their
   non-benchmark formats (``ministeer pretrain``).

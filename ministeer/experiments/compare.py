@@ -333,7 +333,7 @@ def main(argv=()):
     parser.add_argument("--out", help="output folder (default: runs/compare, runs/compare-all or runs/compare-quick)")
     tier = parser.add_mutually_exclusive_group()
     tier.add_argument("--quick", action="store_true", help="a smoke run (< 1 min): 1 seed, few steps, own folder")
-    tier.add_argument("--all", action="store_true", help="every registered method, 3 seeds (~40 min)")
+    tier.add_argument("--all", action="store_true", help="every registered method, 3 seeds (about 35 min on 2 idle cores; docs/results.md, Runtimes)")
     parser.add_argument("--resume", action="store_true", help="reuse the finished runs in OUT/runs.jsonl")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: tabulate the finished runs in OUT/runs.jsonl (missing ones: 'not run')")

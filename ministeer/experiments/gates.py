@@ -9,15 +9,15 @@ re-checked against the shipped checkpoint by ``tests/test_experiments.py``:
    under the official code's answer extraction (``tasks/extract.py``) > 0%. The base
    writes the right answer, in a style it knows.
 3. **headroom** -- the benchmark pair in its own format, zero-shot: exact match at least 30
-   points below the seen pairs. There is something to elicit (the v2 benchmark pair had
-   none: the base composed it by itself at 92-98%, docs/results.md).
+   points below the seen pairs. There is something to elicit (format 0, made of pretrained
+   parts, has none: the base composes it by itself at 92-98%, docs/results.md).
 4. **probe** -- a ridge classifier on the residual stream at the last prompt token
    (``<sep>``), best layer, reads the problem's ``label`` (ListOps value, BoolQ yes/no,
    Winogrande answer name, GSM first total). On the benchmark pair it must come within
    10 points of its mean over the seen pairs: the answer is computed inside the model
    whichever format asks for it.
 
-Format 0 (the v2 benchmark pair, never pretrained either) is measured and recorded, not gated.
+Format 0 (notation 0 with style 0, never pretrained as a pair either) is measured and recorded, not gated.
 """
 import json
 from pathlib import Path

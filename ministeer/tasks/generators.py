@@ -14,8 +14,8 @@ base computes the answer (a linear probe reads it, ``experiments/gates.py``) and
 it in a style it knows, so zero-shot it scores 0% exact match and high under the
 official extraction; adapting it to the benchmark is elicitation, as in the paper: the
 skill is there, the format must be learned (docs/results.md). Format 0 = (notation 0,
-style 0) was the v2 benchmark pair: also never pretrained, but the base composes it by
-itself (92-98% zero-shot), so it left nothing to elicit.
+style 0) is never pretrained either, but the base composes it by itself (92-98%
+zero-shot), so it would leave nothing to elicit.
 
 ================  ==============================================  ==============
 task              format 9 (prompt -> completion)                 paper analogue
@@ -36,7 +36,6 @@ question-flipped twins always share a split; the BoolQ key sorts the passage's f
 """
 NAMES = ("tom", "ann", "bob", "sue", "max", "eva", "ian", "joe", "kim", "leo", "mia", "ned",
          "pam", "roy", "sam", "tia", "ada", "ben", "dan", "gus", "liz", "meg", "ron", "zoe")
-OBJECTS = ("cat", "dog", "hat", "pen", "cup", "car", "box", "key", "map", "bag", "egg", "fig")
 COMPARATIVES = (("older", "younger"), ("taller", "shorter"), ("faster", "slower"), ("bigger", "smaller"),
                 ("richer", "poorer"), ("heavier", "lighter"))
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -162,8 +161,8 @@ class BoolQ(Factorized):
     looked up, then gives the verdict (``a1 false``), as a reader answering from a
     passage would. Each step of that answer is one attention hop: copy the asked name,
     find it in the passage and read the token after it (an induction step), compare
-    that object with the asked one. A 4x64 model learns the chain; the one-hop verdict
-    over three-letter names and objects, v3's design, stayed near 60% (docs/results.md).
+    that object with the asked one. A 4x64 model learns the chain; a one-hop verdict
+    over three-letter names and objects stayed near 60% (docs/results.md).
     """
     name = "boolq"
     CUES = ("tf", "yn", "why")
