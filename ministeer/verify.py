@@ -1,6 +1,6 @@
 """``ministeer verify``: check every claim of the paper on fresh random models (and a checkpoint).
 
-Runs the claim runners of ``ministeer/verify_claims.py`` on a tiny Llama-style and a
+Runs the claim runners of ``ministeer/theory/claims.py`` on a tiny Llama-style and a
 tiny GPT-2-style model with seeded random weights, prints one row per claim and model
 
     | claim | statement | source | model | measured figure | pass/fail |
@@ -23,7 +23,7 @@ import numpy as np
 
 from .io import atomic_write
 from .usage import Parser, check_writable, existing_dir
-from .verify_claims import CLAIMS, Model, random_model, run_claim
+from .theory.claims import CLAIMS, Model, random_model, run_claim
 
 
 def _checkpoint_model(folder, seed, n_tokens):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ministeer.experiments import compare
-from ministeer.verify_claims import CLAIMS
+from ministeer.theory.claims import CLAIMS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = (ROOT / "docs" / "results.md").read_text("utf8")

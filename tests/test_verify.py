@@ -6,9 +6,9 @@ import pytest
 
 from ministeer import cli, verify
 
-from ministeer import verify_claims as claims
+from ministeer.theory import claims
 from ministeer.theory import glu
-from ministeer.verify_claims import CLAIMS
+from ministeer.theory.claims import CLAIMS
 
 
 def test_verify_passes_on_random_models_and_writes_json(tmp_path, capsys):

@@ -14,8 +14,8 @@ module             idea                                                         
 ``reft``           ReFT at the MLP output is a rank-r update of W_d              05-parameterizations
 =================  ============================================================  ==========================
 
-The claim runners for ``ministeer verify`` live in ministeer/verify_claims.py, next to
-the command. Equation numbers are this project's (the paper's own numbering is not known
+The claim runners for ``ministeer verify`` live in ``claims.py``, beside the derivations
+they run, each named after the test file that checks its claim. Equation numbers are this project's (the paper's own numbering is not known
 here) and are numbered per docs page, e.g. docs/03-glu-and-pre-mlp.md eq. (3.3) is
 ``glu.pre_mlp_jacobian``. Every function's docstring names its equation and its test.
 """

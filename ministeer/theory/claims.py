@@ -8,7 +8,9 @@ https://dyahadila.github.io/), the official code (https://github.com/SprocketLab
 or derived here. Each entry of ``CLAIMS`` carries that provenance tag and what would make
 the claim fail. Equation numbers are this project's (docs/), not the paper's.
 
-Each runner takes a ``Model`` (config, params, tokens, seeded RNG) and returns a
+Each runner is named after the test file that checks its claim as a property
+(``claim_04_reachability`` and tests/test_claim_04_reachability.py). It takes a ``Model``
+(config, params, tokens, seeded RNG) and returns a
 ``Measure``: the figure that decides the claim (an error, a residual or a slope),
 its value, and pass/fail. The tests in tests/test_claim_*.py check the same
 equations independently, as hypothesis properties over many configs; these runners
@@ -24,16 +26,16 @@ from dataclasses import dataclass
 from autograd import grad, jacobian
 import numpy as np  # host-side RNG and small dense linear algebra on host copies
 
-from . import adapters as A
-from .adapters.joint import column_basis, project_out
-from .backend import to_numpy
-from .model import Config, forward, init_params, run_with_cache
-from .theory import first_order as fo
-from .theory import fitting, glu, linear, oracle, reft, where
-from .theory.blocks import apply_block, apply_mlp, block_parts, block_params
-from .theory.scaling import settled_slope
-from .theory.translate import translation_report
-from .tree import named_leaves, set_path, tree_map
+from .. import adapters as A
+from ..adapters.joint import column_basis, project_out
+from ..backend import to_numpy
+from ..model import Config, forward, init_params, run_with_cache
+from ..tree import named_leaves, set_path, tree_map
+from . import first_order as fo
+from . import fitting, glu, linear, oracle, reft, where
+from .blocks import apply_block, apply_mlp, block_parts, block_params
+from .scaling import settled_slope
+from .translate import translation_report
 
 EXACT = 1e-10
 EPSILONS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
@@ -98,7 +100,7 @@ def _deficient_down(M, layer, k):
 # ---------------------------------------------------------------- claims 1-7
 
 
-def claim_1(M):
+def claim_01_linear(M):
     errs, rank_ok = [], True
     for name, W in named_leaves(M.params):
         if name.endswith("proj.weight"):
@@ -112,7 +114,7 @@ def claim_1(M):
     return Measure("max rel. error of (W+dW)x = Wx + dWx", max(errs), max(errs) <= EXACT and rank_ok)
 
 
-def claim_2(M):
+def claim_02_glu_update(M):
     p = block_params(M.params, 0)["mlp"]
     dp = {k: {kk: M.rng.normal(size=v.shape) for kk, v in sub.items()} for k, sub in p.items()}
     named = {f"{k}.{kk}": v for k, sub in dp.items() for kk, v in sub.items()}
@@ -127,7 +129,7 @@ def claim_2(M):
                    _slope_ok(slope) and _rel(first, site_jvp) <= EXACT)
 
 
-def claim_3(M):
+def claim_03_pre_mlp(M):
     p = block_params(M.params, 0)["mlp"]
     x = _site(M, "blocks.0.ln2.hook_normalized").reshape(-1, M.cfg.d_model)[:4]
     A = glu.pre_mlp_jacobian(p, x, M.cfg)
@@ -140,7 +142,7 @@ def claim_3(M):
                    _slope_ok(slope) and jac_err <= EXACT)
 
 
-def claim_4(M):
+def claim_04_reachability(M):
     """Deficient W_d: the best pre-MLP steer (least squares through A(h)) misses exactly the part
     of the target outside col(W_d); a post-MLP steer is exact. Full-rank W_d: nothing is missed."""
     layer, d = M.cfg.n_layers - 1, M.cfg.d_model
@@ -163,17 +165,18 @@ def claim_4(M):
     full = float(np.max(glu.first_order_matching(p, dp, x0, M.cfg)[1]))
     full_ok = M.cfg.d_mlp < d or full <= 1e-8 * (1 + float(np.max(np.abs(dy))))
     return Measure("best pre-MLP residual / part outside col(W_d) (= 1)", ratio,
-                   bound > 0 and abs(ratio - 1) <= 1e-6 and residual < float(np.sum(target ** 2)) and post_err <= EXACT and full_ok)
+                   bound > 0 and abs(ratio - 1) <= 1e-6 and residual < float(np.sum(target ** 2))
+                   and post_err <= EXACT and full_ok)
 
 
-def claim_5(M):
+def claim_05_gate_up_matching(M):
     """Shared M: exact. A generic gate/up update: the stacked system (3.7) fails (rows > d), the
     necessary condition (3.8) holds (W_d of full row rank)."""
     p = block_params(M.params, 0)["mlp"]
     Mx = 0.5 * M.rng.normal(size=(M.cfg.d_model, M.cfg.d_model))
     x = _site(M, "blocks.0.ln2.hook_normalized")
-    exact = _rel(apply_mlp(fo.perturb(p, {f"{k}.weight": v["weight"] for k, v in glu.shared_input_update(p, Mx, M.cfg).items()}), x, M.cfg),
-                 apply_mlp(p, x + x @ Mx.T, M.cfg))
+    shared = {f"{k}.weight": v["weight"] for k, v in glu.shared_input_update(p, Mx, M.cfg).items()}
+    exact = _rel(apply_mlp(fo.perturb(p, shared), x, M.cfg), apply_mlp(p, x + x @ Mx.T, M.cfg))
     names = ("gate_proj", "up_proj") if M.cfg.mlp == "swiglu" else ("up_proj",)
     dp = {n: {"weight": M.rng.normal(size=to_numpy(p[n]["weight"]).shape)} for n in names}  # generic gate/up update
     xs = x.reshape(-1, M.cfg.d_model)
@@ -187,7 +190,7 @@ def claim_5(M):
                    f"{float(np.max(necessary)) / scale:.1g})", exact, ok)
 
 
-def claim_6(M):
+def claim_06_constant_vector(M):
     d_out, d_in, k = 6, 5, 2
     K = _orthonormal(M.rng, d_in, k)
     dW = M.rng.normal(size=(d_out, d_in)) @ (np.eye(d_in) - K @ K.T)
@@ -202,7 +205,7 @@ def claim_6(M):
                    and abs(res_out - lstsq) <= 1e-10 * res_out)
 
 
-def claim_7(M):
+def claim_07_reft(M):
     """At the MLP output LoReFT is dW_d^eff m + R^T b (rank <= r); at the block output no
     (dW_d, c) fits it: the best affine-in-m fit leaves the skip stream's part."""
     layer, r, d = 0, max(1, M.cfg.d_model // 4), M.cfg.d_model
@@ -222,7 +225,7 @@ def claim_7(M):
 # ---------------------------------------------------------------- claims 8-12
 
 
-def claim_8(M):
+def claim_08_blind_spot(M):
     """W_d = 0: the best function of y leaves a varying target's whole spread; of h_out, none."""
     layer = 0
     W = block_params(M.params, layer)["mlp"]["down_proj"]["weight"]
@@ -237,7 +240,7 @@ def claim_8(M):
                    spread > 1e-12 and abs(blind / spread - 1) <= 1e-9 and sees <= 1e-20 * spread)
 
 
-def claim_9(M):
+def claim_09_oblique_projector(M):
     """A P (s + y) = A y with the oblique P; the orthogonal projector onto Y does not separate."""
     d, k, j = 8, 3, 4
     Y, S = M.rng.normal(size=(d, k)), M.rng.normal(size=(d, j))
@@ -258,23 +261,24 @@ def _fine_tuned(M, pattern, scale=0.3):
     return fo.perturb(M.params, fo.random_update(M.params, pattern, seed=int(M.rng.integers(2**31)), scale=scale))
 
 
-def claim_10(M):
+def claim_10_oracle(M):
     ft = _fine_tuned(M, "model.layers.*")
     target = forward(ft, M.tokens, M.cfg)
     err = _rel(forward(M.params, M.tokens, M.cfg, hooks=oracle.oracle_hooks(M.params, ft, M.cfg)), target)
-    lock = _rel(forward(M.params, M.tokens, M.cfg, hooks=oracle.lockstep_hooks(oracle.lockstep_shifts(M.params, ft, M.tokens, M.cfg))), target)
+    shifts = oracle.lockstep_shifts(M.params, ft, M.tokens, M.cfg)
+    lock = _rel(forward(M.params, M.tokens, M.cfg, hooks=oracle.lockstep_hooks(shifts)), target)
     moved = _rel(forward(M.params, M.tokens, M.cfg), target)
     return Measure("max rel. logit error of oracle steering", max(err, lock), max(err, lock) <= EXACT and moved > 1e-6)
 
 
-def claim_11(M):
+def claim_11_skip_coverage(M):
     """Writing at hook_mlp_out loses nothing (the oracle there reproduces FT, attention tuned);
     reading only y does: with y constant, the best g(y) misses the attention-driven shift.
     The MLP share is reported, measured -- an empirical property of large models, not asserted."""
     ft = _fine_tuned(M, "model.layers.*.self_attn.o_proj.*")
     ft = fo.perturb(ft, fo.random_update(ft, "model.layers.*.mlp.*", seed=int(M.rng.integers(2**31)), scale=0.3))
-    write_err = _rel(forward(M.params, M.tokens, M.cfg, hooks=oracle.oracle_hooks(M.params, ft, M.cfg, at="hook_mlp_out")),
-                     forward(ft, M.tokens, M.cfg))
+    at_mlp_out = oracle.oracle_hooks(M.params, ft, M.cfg, at="hook_mlp_out")
+    write_err = _rel(forward(M.params, M.tokens, M.cfg, hooks=at_mlp_out), forward(ft, M.tokens, M.cfg))
     shares = [r["share"] for r in where.skip_coverage(M.params, ft, M.tokens, M.cfg)]
     # reading: W_d = 0 at layer 0 (y constant), attention at layer 0 fine-tuned
     name = "model.layers.0.mlp.down_proj.weight"
@@ -293,7 +297,7 @@ def claim_11(M):
                    write_err <= EXACT and abs(miss - 1) <= 1e-9 and sees <= 1e-20)
 
 
-def claim_12(M):
+def claim_12_per_token(M):
     params = M.params
     for name, leaf in named_leaves(params):
         if ".mlp.down_proj." in name:
@@ -323,10 +327,11 @@ def claim_12(M):
 # ---------------------------------------------------------------- claims 13-15
 
 
-def claim_13(M):
+def claim_13_adapter_init(M):
     cfg = M.cfg
     steer = {"steer": A.lowrank(cfg, r=2, seed=int(M.rng.integers(2**31)))}
-    same = bool(np.all(to_numpy(A.adapted_forward(M.params, steer, M.tokens, cfg)) == to_numpy(forward(M.params, M.tokens, cfg))))
+    steered = to_numpy(A.adapted_forward(M.params, steer, M.tokens, cfg))
+    same = bool(np.all(steered == to_numpy(forward(M.params, M.tokens, cfg))))
     g = grad(A.objective(M.params, steer, cfg))(A.trainable_of(steer), {"tokens": M.tokens})
     leaves = dict(named_leaves(g))
     u = sum(float(np.sum(to_numpy(v) ** 2)) for n, v in leaves.items() if n.endswith(".U"))
@@ -340,7 +345,7 @@ def claim_13(M):
     return Measure("Llama-3.2-1B post-block r=8 trainable %", pct, ok)
 
 
-def claim_14(M):
+def claim_14_joint_orth(M):
     d, r = M.cfg.d_model, max(1, M.cfg.d_model // 4)
     B = M.rng.normal(size=(d, r))
     p = {"D": M.rng.normal(size=(3, d)), "U": M.rng.normal(size=(d, 3))}
@@ -352,16 +357,18 @@ def claim_14(M):
     db = float(np.max(np.abs(q["D"] @ B)))
     out = project_out(p, V, "output")
     ok = db <= 1e-12 * np.linalg.norm(p["D"]) * np.linalg.norm(B) and _rel(again["D"], q["D"]) <= 1e-14 \
-        and _rel(delta(h + B @ c, q), delta(h, q)) <= 1e-12 and np.max(np.abs(V.T @ out["U"])) <= 1e-12 * np.linalg.norm(p["U"])
+        and _rel(delta(h + B @ c, q), delta(h, q)) <= 1e-12 \
+        and np.max(np.abs(V.T @ out["U"])) <= 1e-12 * np.linalg.norm(p["U"])
     return Measure("max |D B_down| after projection", db, bool(ok))
 
 
-def claim_15(M):
+def claim_15_block_first_order(M):
     layer = M.cfg.n_layers - 1
     delta = fo.random_update(M.params, f"model.layers.{layer}.*", seed=int(M.rng.integers(2**31)))
     H = fo.site_value(M.params, M.tokens, M.cfg, f"blocks.{layer}.hook_resid_pre")
     _, _, slope = fo.block_remainders(M.params, delta, H, M.cfg, layer, EPSILONS)
-    rows = translation_report(M.params, fo.random_update(M.params, "model.layers.*", seed=3), M.tokens, M.cfg, EPSILONS_WIDE)
+    whole = fo.random_update(M.params, "model.layers.*", seed=3)
+    rows = translation_report(M.params, whole, M.tokens, M.cfg, EPSILONS_WIDE)
     t_slope = settled_slope(EPSILONS_WIDE, [r["error_vs_ft"] for r in rows], fo.rounding_floor(1.0))
     return Measure(f"slope of the block remainder (translation: {t_slope:.2f})", slope or float("nan"),
                    _slope_ok(slope) and _slope_ok(t_slope))
@@ -377,43 +384,58 @@ class Claim:
 
 
 CLAIMS = {
-    1: Claim("linear layer: (W+dW)x = Wx + dWx exactly; LoRA shifts have rank <= r", claim_1, True, "derived here",
-             "any projection's output differs from Wx + dWx by > 1e-10, or a rank-r LoRA gives shifts of rank != r"),
-    2: Claim("GLU weight update = dy_FT closed form + O(eps^2)", claim_2, True, "authors' blog",
-             "the remainder's log-log slope leaves 2 +- 0.2, or dy_FT differs from autograd's JVP"),
-    3: Claim("pre-MLP steer: GLU(h+eps v) = GLU(h) + eps A(h) v + O(eps^2)", claim_3, True, "authors' blog",
-             "A(h) differs from autograd's Jacobian, or the remainder's slope leaves 2 +- 0.2"),
-    4: Claim("pre-MLP reaches only col(W_d): best steer misses exactly the part outside; full-rank W_d: nothing",
-             claim_4, True, "authors' blog",
-             "the best pre-MLP residual differs from the part outside col(W_d), a post-MLP steer is inexact, "
-             "or with full-rank W_d some first-order MLP update is unreachable per token"),
-    5: Claim("dW_{g,u} = W_{g,u} M is exactly dh = Mh; M_g != M_u fails the stacked (sufficient) system "
-             "but meets the necessary A(h) dh = dy_FT", claim_5, True, "authors' blog; corrected here",
-             "the shared-M steer is inexact, or the necessary condition is unsolvable with W_d of full row rank"),
-    6: Claim("constant vector v=dW xbar; residual sum||dW(x_i-xbar)||^2, zero iff x varies in ker dW", claim_6, False,
-             "derived here", "the closed form differs from least squares, or the residual is 0 when x leaves ker dW"),
-    7: Claim("LoReFT at the MLP output = rank-r update of W_d + R^T b; at the block output (pyreft's default) it is not",
-             claim_7, True, "authors' blog",
-             "the identity fails, the update has rank > r, or a (dW_d, c) fits the block-output LoReFT"),
-    8: Claim("W_d = 0: any post-MLP adapter g(y) is one constant; a post-block g(h_out) still separates tokens",
-             claim_8, True, "authors' blog",
-             "the best g(y) leaves less than the target's spread, or g(h_out) cannot fit it"),
-    9: Claim("direct sum S+Y: the oblique projector makes post-block contain linear post-MLP", claim_9, False,
-             "authors' blog", "A P (s+y) != A y, the orthogonal projector also works, or overlap does not hurt"),
-    10: Claim("oracle post-block shifts on the steered stream reproduce fine-tuned logits", claim_10, True,
-              "authors' blog; derived here", "the oracle or lockstep logits differ from the fine-tuned ones by > 1e-10"),
-    11: Claim("post-MLP is limited by what it reads (y), not where it writes; MLP share measured", claim_11, True,
-              "authors' blog; restated here",
-              "the oracle written at hook_mlp_out misses FT, or g(y) fits a shift that y cannot tell apart; "
-              "the MLP share (paper: 0.4-0.7 in large models) is reported, never asserted"),
-    12: Claim("MLP-only update: exact per-token adapter by fixed-point inversion; attention: none", claim_12, True,
-              "authors' blog; derived here", "the inversion adapter misses FT, or two tokens with one z need one shift"),
-    13: Claim("post-block adapter: no-op at init, grad reaches U not D, 2rdL params", claim_13, True, "official code",
-              "init changes the logits, D gets a gradient, or the count differs from 2rdL / Llama-1B's 0.042%"),
-    14: Claim("joint-orth: D B_down = 0, idempotent, blind to col(B_down); output variant V^T U = 0", claim_14, True,
-              "official code", "any of the four identities is off by > 1e-12"),
-    15: Claim("block update = post-block JVP steer + O(eps^2); translation recovers FT to O(eps^2)", claim_15, True,
-              "derived here", "a settled log-log slope (block or translation) leaves 2 +- 0.2"),
+    1: Claim('linear layer: (W+dW)x = Wx + dWx exactly; LoRA shifts have rank <= r',
+             claim_01_linear, needs_model=True, source='derived here',
+             fails_if="any projection's output differs from Wx + dWx by > 1e-10, or a rank-r LoRA gives shifts of "
+                      'rank != r'),
+    2: Claim('GLU weight update = dy_FT closed form + O(eps^2)',
+             claim_02_glu_update, needs_model=True, source="authors' blog",
+             fails_if="the remainder's log-log slope leaves 2 +- 0.2, or dy_FT differs from autograd's JVP"),
+    3: Claim('pre-MLP steer: GLU(h+eps v) = GLU(h) + eps A(h) v + O(eps^2)',
+             claim_03_pre_mlp, needs_model=True, source="authors' blog",
+             fails_if="A(h) differs from autograd's Jacobian, or the remainder's slope leaves 2 +- 0.2"),
+    4: Claim('pre-MLP reaches only col(W_d): best steer misses exactly the part outside; full-rank W_d: nothing',
+             claim_04_reachability, needs_model=True, source="authors' blog",
+             fails_if='the best pre-MLP residual differs from the part outside col(W_d), a post-MLP steer is '
+                      'inexact, or with full-rank W_d some first-order MLP update is unreachable per token'),
+    5: Claim('dW_{g,u} = W_{g,u} M is exactly dh = Mh; M_g != M_u fails the stacked (sufficient) system but meets '
+             'the necessary A(h) dh = dy_FT',
+             claim_05_gate_up_matching, needs_model=True, source="authors' blog; corrected here",
+             fails_if='the shared-M steer is inexact, or the necessary condition is unsolvable with W_d of full row'
+                      ' rank'),
+    6: Claim('constant vector v=dW xbar; residual sum||dW(x_i-xbar)||^2, zero iff x varies in ker dW',
+             claim_06_constant_vector, needs_model=False, source='derived here',
+             fails_if='the closed form differs from least squares, or the residual is 0 when x leaves ker dW'),
+    7: Claim("LoReFT at the MLP output = rank-r update of W_d + R^T b; at the block output (pyreft's default) it is"
+             ' not',
+             claim_07_reft, needs_model=True, source="authors' blog",
+             fails_if='the identity fails, the update has rank > r, or a (dW_d, c) fits the block-output LoReFT'),
+    8: Claim('W_d = 0: any post-MLP adapter g(y) is one constant; a post-block g(h_out) still separates tokens',
+             claim_08_blind_spot, needs_model=True, source="authors' blog",
+             fails_if="the best g(y) leaves less than the target's spread, or g(h_out) cannot fit it"),
+    9: Claim('direct sum S+Y: the oblique projector makes post-block contain linear post-MLP',
+             claim_09_oblique_projector, needs_model=False, source="authors' blog",
+             fails_if='A P (s+y) != A y, the orthogonal projector also works, or overlap does not hurt'),
+    10: Claim('oracle post-block shifts on the steered stream reproduce fine-tuned logits',
+             claim_10_oracle, needs_model=True, source="authors' blog; derived here",
+             fails_if='the oracle or lockstep logits differ from the fine-tuned ones by > 1e-10'),
+    11: Claim('post-MLP is limited by what it reads (y), not where it writes; MLP share measured',
+             claim_11_skip_coverage, needs_model=True, source="authors' blog; restated here",
+             fails_if='the oracle written at hook_mlp_out misses FT, or g(y) fits a shift that y cannot tell apart;'
+                      ' the MLP share (paper: 0.4-0.7 in large models) is reported, never asserted'),
+    12: Claim('MLP-only update: exact per-token adapter by fixed-point inversion; attention: none',
+             claim_12_per_token, needs_model=True, source="authors' blog; derived here",
+             fails_if='the inversion adapter misses FT, or two tokens with one z need one shift'),
+    13: Claim('post-block adapter: no-op at init, grad reaches U not D, 2rdL params',
+             claim_13_adapter_init, needs_model=True, source='official code',
+             fails_if="init changes the logits, D gets a gradient, or the count differs from 2rdL / Llama-1B's "
+                      '0.042%'),
+    14: Claim('joint-orth: D B_down = 0, idempotent, blind to col(B_down); output variant V^T U = 0',
+             claim_14_joint_orth, needs_model=True, source='official code',
+             fails_if='any of the four identities is off by > 1e-12'),
+    15: Claim('block update = post-block JVP steer + O(eps^2); translation recovers FT to O(eps^2)',
+             claim_15_block_first_order, needs_model=True, source='derived here',
+             fails_if='a settled log-log slope (block or translation) leaves 2 +- 0.2'),
 }
 
 
