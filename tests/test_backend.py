@@ -1,4 +1,4 @@
-"""The backend switch, the differentiable namespace (backend/cupy.py) and the GPU path on the CPU stand-in.
+"""The backend switch, the differentiable namespace (backend/namespace.py) and the GPU path on the CPU stand-in.
 
 ``ministeer/backend/fake.py`` behaves like CuPy where it matters (no implicit conversion to
 NumPy, no mixing with host arrays, 0-d reductions, counted transfers), so everything here
@@ -21,7 +21,7 @@ from ministeer.backend.fake import FakeArray, count_transfers
 from ministeer.model import Config, forward, init_params, loss_fn, run_with_cache
 from ministeer.train import fit
 from ministeer.tree import named_leaves, tree_map
-from ministeer.backend.cupy import ELEMENTWISE, STRUCTURAL
+from ministeer.backend.namespace import ELEMENTWISE, STRUCTURAL
 from strategies import model_and_tokens, seeds
 from tolerances import EXACT, EXACT32
 

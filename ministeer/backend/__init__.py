@@ -4,7 +4,7 @@ Every other module does its math through two names exported here:
 
 * ``xp``  -- the *differentiable* namespace. On NumPy it is ``autograd.numpy``,
   so ``autograd.grad`` traces it. On CuPy it is a small namespace of primitives
-  whose VJPs are written against CuPy itself (``backend/cupy.py``).
+  whose VJPs are written against CuPy itself (``backend/namespace.py``).
 * ``raw`` -- the plain array module (``numpy`` or ``cupy``). Use it for
   constants (masks, one-hots) and inside hand-written VJPs, never on traced values.
 
@@ -51,7 +51,7 @@ def _cupy_backend():
 
 def make_backend(name, raw_module, array_type, to_numpy, from_numpy):
     """A ``Backend`` computing on ``raw_module`` (CuPy, or the stand-in ``backend/fake.py``)."""
-    from .cupy import make_namespace, register_array_type  # only when a GPU-style backend is asked for
+    from .namespace import make_namespace, register_array_type  # only when a GPU-style backend is asked for
     ns = make_namespace(raw_module)
     register_array_type(ns, raw_module, array_type)
     return Backend(name, ns, raw_module, array_type, to_numpy, from_numpy)

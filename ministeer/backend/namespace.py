@@ -47,7 +47,7 @@ SUPPORTED = ELEMENTWISE + STRUCTURAL + CONSTANTS
 class Namespace(SimpleNamespace):
     def __getattr__(self, name):
         raise AttributeError(f"xp.{name} is not in ministeer's differentiable namespace; supported: "
-                             f"{', '.join(SUPPORTED)}. Add it to ministeer/backend/cupy.py with its VJP and "
+                             f"{', '.join(SUPPORTED)}. Add it to ministeer/backend/namespace.py with its VJP and "
                              "JVP, or build constants with raw")
 
 
