@@ -11,7 +11,7 @@ LoFiT and JoLA, and joint LoRA + steering.
 
 See ``core.py`` for the data model and ``methods.py`` for the method registry.
 """
-from . import jola as _jola, lofit as _lofit, lora as _lora, reft as _reft, steer as _steer  # noqa: F401  (kinds)
+from . import full as _full, jola as _jola, lofit as _lofit, lora as _lora, reft as _reft, steer as _steer  # noqa: F401
 from .core import (KINDS, Adapter, adapted_forward, adapted_loss, adapted_params, adapter_hooks, as_adapters,
                    init_adapter, make_spec, objective, stepwise_loss, trainable_of, with_trainable)
 from .count import ParamCount, adapter_size, base_param_count, count_params
@@ -20,7 +20,8 @@ from .jola import gates, jola
 from .joint import (INFERENCE_MODES, column_basis, full_basis, inference_logits_fns, inference_modes, orth_projector,
                     project_joint)
 from .lofit import head_norms, lofit, lofit_scale, select_heads, train_lofit
-from .lora import delta_weight, full, linear_modules, lora, merge_lora, resolve_targets, unmerge_lora
+from .full import full
+from .lora import delta_weight, linear_modules, lora, merge_lora, resolve_targets, unmerge_lora
 from .methods import METHODS, Method, build_method, method_specs, train_method
 from .positions import position_mask
 from .reft import direft, loreft, nodireft, orthonormal_rows, rotation

@@ -35,7 +35,7 @@ from autograd.tracer import getval
 
 from ..backend import from_numpy
 from ..model import loss_fn, forward
-from ..sites import resolve_hooks, site_names
+from ..sites import resolve_hooks, site_names, site_shape
 from .positions import position_mask, prompt_lengths_from_mask
 
 
@@ -126,6 +126,17 @@ def check_scale(alpha, what="alpha"):
     if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha == 0:
         raise ValueError(f"{what} must be a finite nonzero number, got {alpha!r}")
     return float(alpha)
+
+
+def width(cfg, site):
+    """The last axis of ``site``: the width an adapter reads and writes there."""
+    return site_shape(cfg, site)[-1]
+
+
+def kaiming_uniform(rng, shape):
+    """PyTorch's default Linear init, kaiming-uniform(a=sqrt 5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / shape[-1] ** 0.5
+    return rng.uniform(-bound, bound, shape)
 
 
 def check_adapter(cfg, name, adapter):

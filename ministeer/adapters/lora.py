@@ -1,4 +1,4 @@
-"""LoRA with PEFT semantics, and full fine-tuning, as weight adapters.
+"""LoRA with PEFT semantics, as a weight adapter.
 
 LoRA (Hu et al. 2021; PEFT ``LoraConfig``): for each target linear ``W`` [out, in]
 (HF layout, ``y = W x``) the effective weight is
@@ -127,23 +127,3 @@ def unmerge_lora(params, adapter):
 def _check_lora(adapter):
     if not isinstance(adapter, Adapter) or adapter.kind != "lora":
         raise TypeError(f"expected a LoRA Adapter, got {adapter!r}")
-
-
-# ---------------------------------------------------------------- full fine-tuning
-
-
-def _full_shapes(cfg, spec):
-    return {"base": param_shapes(cfg)}
-
-
-def _full_init(cfg, spec, rng):
-    raise TypeError("a full fine-tuning adapter starts from the base weights: use adapters.full(params)")
-
-
-register(Kind("full", {}, lambda cfg, spec: spec, _full_shapes, _full_init))
-
-
-def full(params):
-    """Full fine-tuning as an adapter: its params are the whole base tree, shared, not copied
-    (``fit`` returns new arrays and never mutates, so the base stays bitwise unchanged)."""
-    return Adapter({"kind": "full"}, params)

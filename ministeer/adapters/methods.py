@@ -19,7 +19,7 @@ from ..train import fit
 from .core import as_adapters, get_kind, init_adapter, make_spec, objective, trainable_of, with_trainable
 from .joint import orth_projector
 from .lofit import train_lofit
-from .lora import full
+from .full import full
 
 # Learning-rate grids, per family of method. The paper sweeps 5 values per method for 1B-8B
 # models trained for an epoch; this 0.2M-parameter model trained for a few hundred steps needs

@@ -27,9 +27,8 @@ import numpy as np  # host side only: initialization
 from ..backend import from_numpy, to_numpy
 from ..ops import orthonormal_rows
 from ..sites import select_sites
-from .core import Kind, check_rank, init_adapter, make_spec, register
+from .core import Kind, check_rank, init_adapter, kaiming_uniform, make_spec, register, width
 from .positions import check_positions
-from .steer import kaiming_uniform, width
 
 
 def _resolve(cfg, spec):

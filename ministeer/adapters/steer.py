@@ -23,7 +23,7 @@ import numpy as np  # host side only: initialization
 from .. import ops
 from ..backend import xp
 from ..sites import select_sites, site_shape
-from .core import Kind, check_rank, check_scale, init_adapter, make_spec, register
+from .core import Kind, check_rank, check_scale, init_adapter, kaiming_uniform, make_spec, register, width
 from .positions import check_positions
 
 ACTIVATIONS = {
@@ -40,16 +40,6 @@ def check_activation(name):
     if name not in ACTIVATIONS:
         raise ValueError(f"activation={name!r}; expected one of {sorted(ACTIVATIONS)} (or 'identity'/None)")
     return name
-
-
-def width(cfg, site):
-    return site_shape(cfg, site)[-1]
-
-
-def kaiming_uniform(rng, shape):
-    """PyTorch's default Linear init, kaiming-uniform(a=sqrt 5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    bound = 1.0 / shape[-1] ** 0.5
-    return rng.uniform(-bound, bound, shape)
 
 
 # ---------------------------------------------------------------- steering vector
