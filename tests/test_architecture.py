@@ -1,11 +1,14 @@
 """The package's shape: imports flow one way, in the order the README's module table lists.
 
-Imports are read from the source with ``ast`` (lazy imports inside functions count), so
-these tests fail for a new import circle, for a module that imports from a row below its
-own in the README table, and for a module the table forgets.
+Imports are read from the source with ``ast`` (lazy imports inside functions count), and so
+are imports a module hides in strings: a child program (``python -c "from ministeer.x import
+y"``) or a module it starts (``python -m ministeer.x``). So these tests fail for a new import
+circle, for a module that imports from a row below its own in the README table, and for a
+module the table forgets.
 """
 import ast
 import re
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,11 +28,35 @@ def module_files():
     return files
 
 
+# A string that is a module to run (``"-m", "ministeer.perf.x"``) is an import of that module.
+MODULE_ARGUMENT = re.compile(r"ministeer(\.\w+)+")
+
+
+def string_imports(node):
+    """Imports made through a string: the import statements of a child program given as code
+    (``python -c PROGRAM``), or the module of ``python -m MODULE``. Prose (docstrings, messages)
+    does not parse as code, so it adds nothing."""
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return []
+    text = node.value.strip()
+    if MODULE_ARGUMENT.fullmatch(text):
+        return [ast.Import(names=[ast.alias(name=text)])]
+    if "ministeer" not in text or "import" not in text:
+        return []
+    try:
+        program = ast.parse(textwrap.dedent(node.value))
+    except SyntaxError:
+        return []
+    return [n for n in ast.walk(program)
+            if isinstance(n, ast.Import) or (isinstance(n, ast.ImportFrom) and n.level == 0)]
+
+
 def imported_modules(name, path, files):
-    """The package modules ``name`` imports (``from . import x`` resolved to ``x``)."""
+    """The package modules ``name`` imports (``from . import x`` resolved to ``x``), also through strings."""
     base = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in [n for n in ast.walk(tree)] + [s for n in ast.walk(tree) for s in string_imports(n)]:
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -110,3 +137,15 @@ def test_imports_flow_down_the_readme_table():
             if dst is not None and dst != src and row_of[dst] > row_of[src]:
                 upward.add((src, dst))
     assert upward <= ALLOWED_UPWARD, f"imports that run up the README's table: {sorted(upward - ALLOWED_UPWARD)}"
+
+
+def test_imports_inside_strings_are_seen(tmp_path):
+    """Rejects an architecture check blind to a child program: the upward import that a
+    ``python -c`` string or a ``python -m`` target makes is an edge of the graph."""
+    files = {"ministeer.perf.ab": None, "ministeer.experiments.compare": None, "ministeer.perf.child": None}
+    source = tmp_path / "ab.py"
+    source.write_text('CHILD = """\nimport sys\nfrom ministeer.experiments.compare import Settings\n"""\n'
+                      'ARGS = ["-m", "ministeer.perf.child"]\n'
+                      'HELP = "see from ministeer import something, in prose"\n')
+    assert imported_modules("ministeer.perf.ab", source, files) == {"ministeer.experiments.compare",
+                                                                   "ministeer.perf.child"}

@@ -104,27 +104,16 @@ def ab_optimizer(cfg, repeats, adapters=False):
                         "flat (train.AdamW)": (contextlib.nullcontext, update)}, repeats)
 
 
-MALLOC_CHILD = """
-import sys, time
-from ministeer.perf.allocator import tune_allocator
-tuned = tune_allocator()
-from ministeer.experiments.compare import Settings, run_one
-s = Settings(steps=int(sys.argv[2]), n_train=400, n_test=40)
-wall, cpu = time.perf_counter(), time.process_time()
-run_one(sys.argv[1], "listops", 0, 2e-3, s)
-print(tuned, 1e3 * (time.perf_counter() - wall), 1e3 * (time.process_time() - cpu))
-"""
-
-
 def ab_malloc(repeats, method="full", steps=20):
-    """A compare run (``run_one``) in fresh processes, alternately with and without the allocator tuning.
+    """A compare run (``run_one``) in fresh processes (``perf.malloc_child``), alternately with and
+    without the allocator tuning.
 
     The tuning is process-wide and cannot be undone, so each sample is its own process."""
     times = {"default allocator": ([], []), "tuned (bench's)": ([], [])}
     for _ in range(repeats):
         for name, flag in (("default allocator", "0"), ("tuned (bench's)", "1")):
             env = dict(os.environ, MINISTEER_MALLOC=flag)
-            out = subprocess.run([sys.executable, "-c", MALLOC_CHILD, method, str(steps)], env=env,
+            out = subprocess.run([sys.executable, "-m", "ministeer.perf.malloc_child", method, str(steps)], env=env,
                                  capture_output=True, text=True, check=True).stdout.split()
             assert out[0] == str(flag == "1"), out
             times[name][0].append(float(out[1]))
