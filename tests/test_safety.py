@@ -92,7 +92,7 @@ def test_every_bad_value_is_one_line_exit_2_before_any_work(argv, words, out, ca
     trained on the whole pool, ``--steps 0`` ran 25 steps or wrote an untrained model, ``--jobs 0``
     ran with 0 workers) and any check that comes after the output folder is touched: the
     finished runs in --out stay byte-identical and nothing is added beside them. Kills the
-    mutants ``cli_steps_any_int``, ``cli_lr_nan``, ``compare_base_checked_late`` and ``compare_log_not_checked``."""
+    mutants ``cli_steps_any_int``, ``cli_float_inf`` and ``compare_base_checked_late``."""
     argv = [a.replace("OUT", str(out)) for a in argv]
     before = _snapshot(out)
     assert main(argv) == 2
@@ -152,6 +152,16 @@ def test_fresh_moves_the_old_log_aside_and_never_deletes_it(out, monkeypatch, ca
     assert main(["compare", *FAKE, "--out", str(out), "--fresh"]) == 0
     moved = sorted(p.read_text() for p in out.glob("runs.*.jsonl"))
     assert sorted(moved) == sorted([LOG, new_log]) and (out / "runs.jsonl").exists()
+
+
+def test_a_sweep_into_a_folder_with_runs_refuses_before_sweeping(out, monkeypatch, capsys):
+    """Every log is checked before any work: a ``--sweep`` into a folder whose runs.jsonl holds
+    runs stops at once, not after the sweep. Kills ``compare_log_not_checked``."""
+    ran = _fake_compare(monkeypatch)
+    before = _snapshot(out)
+    assert main(["compare", *FAKE, "--out", str(out), "--sweep"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert _snapshot(out) == before and ran == []
 
 
 def test_a_second_compare_into_a_locked_folder_is_refused(out, monkeypatch, capsys):
