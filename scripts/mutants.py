@@ -221,7 +221,7 @@ MUTANTS = [
     ("compare_log_not_checked", "safety", "ministeer/experiments/compare.py",
      "            check_log(log, args.resume)\n", "            pass\n",
      "compare checks its logs only when it reaches them (after a sweep)"),
-    ("fresh_deletes_log", "safety", "ministeer/experiments/compare.py", "    os.replace(path, target)\n",
+    ("fresh_deletes_log", "safety", "ministeer/experiments/runlog.py", "    os.replace(path, target)\n",
      "    path.unlink()\n", "--fresh deletes the old log instead of moving it aside"),
     ("lock_not_taken", "safety", "ministeer/usage.py", "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",
      "the output folder is not locked: two commands write into it at once"),

@@ -40,6 +40,7 @@ from ..train import TrainingDiverged
 from ..usage import (Parser, UsageError, check_writable, close, existing_file, folder_lock, non_negative_int,
                      positive_int, progress_bar, tick)
 from .pretrain import BASE_PATH, load_base
+from .runlog import append_record, check_log, move_aside
 
 LR_PATH = Path(__file__).resolve().parent / "lrs.json"
 
@@ -170,44 +171,6 @@ def read_log(path, settings, base_path=str(BASE_PATH)):
         if record.get("signature") == wanted:
             done[job_key(record)] = record
     return done
-
-
-def logged_lines(path):
-    """How many lines the log at ``path`` holds (0 when it is missing or empty)."""
-    path = Path(path)
-    return len(path.read_bytes().splitlines()) if path.is_file() else 0
-
-
-def check_log(path, resume):
-    """Refuse (``UsageError``) to start afresh into a log that holds runs: it is never emptied."""
-    n = logged_lines(path) if path else 0
-    if n and not resume:
-        raise UsageError(f"{str(path)!r} already holds {n} run(s); add --resume to continue them, or --fresh "
-                         f"to move that log aside (to {Path(path).stem}.<time>.jsonl) and start over")
-
-
-def move_aside(path):
-    """Rename a log that holds runs to ``<stem>.<UTC time>.jsonl`` beside it (never deleted); return the new path."""
-    path = Path(path)
-    if not logged_lines(path):
-        return None
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}")
-    os.replace(path, target)
-    return target
-
-
-def append_record(log_path, record):
-    """Append one finished run to the JSONL log and fsync it: the log only grows, line by line
-    (a crash can cut only the last line, which ``read_log`` skips)."""
-    with open(log_path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def run_jobs(jobs, n_workers, desc, log_path=None, resume=False):
