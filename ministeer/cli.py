@@ -49,7 +49,8 @@ def main(argv=None):
     try:
         return getattr(importlib.import_module(module), func)(argv[1:]) or 0
     except UsageError as err:  # a user error: one line, no traceback (ministeer.usage)
-        print(f"ministeer {argv[0]}: {err}", file=sys.stderr)
+        where = "" if "--help" in str(err) else f" (see ministeer {argv[0]} --help)"
+        print(f"ministeer {argv[0]}: {err}{where}", file=sys.stderr)
         return 2
 
 

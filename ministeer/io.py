@@ -67,6 +67,16 @@ def atomic_write(path, write):
     _fsync(path.parent)  # the rename itself is durable once the folder entry is on disk
 
 
+def write_text_atomic(path, text):
+    """Write ``text`` (UTF-8) to ``path`` through ``atomic_write``: results, tables, cards, JSON."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_json_atomic(path, obj, **dumps):
+    """``json.dumps(obj, **dumps)`` plus a newline, written through ``atomic_write``."""
+    write_text_atomic(path, json.dumps(obj, **dumps) + "\n")
+
+
 def _fsync(path):
     try:
         fd = os.open(path, os.O_RDONLY)

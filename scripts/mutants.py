@@ -44,6 +44,7 @@ AREAS = {
     "tasks": ["tests/test_extract.py", "tests/test_tasks.py", "tests/test_evaluate.py", "tests/test_experiments.py"],
     "report": ["tests/test_results_page.py", "tests/test_experiments.py"],
     "exercises": ["tests/test_exercises.py"],
+    "safety": ["tests/test_safety.py"],
 }
 
 # (name, area, file, old text, new text, what the bug is)
@@ -226,6 +227,38 @@ MUTANTS = [
      "the class tables are written in place, not atomically"),
     ("class_hidden_folders", "exercises", "ministeer/exercises/classroom.py",
      'p.is_dir() and not p.name.startswith((".", "_"))', "p.is_dir()", "a hidden folder is graded as a student"),
+    # ---------------------------------------------------------------- safety (no command loses work)
+    ("compare_truncates_log", "safety", "ministeer/experiments/compare.py",
+     "    if log_path:\n        check_log(log_path, resume)\n",
+     "    if log_path and not resume:\n        Path(log_path).write_text('')\n",
+     "a start without --resume empties a log that holds finished runs"),
+    ("compare_log_not_checked", "safety", "ministeer/experiments/compare.py",
+     "            check_log(log, args.resume)\n", "            pass\n",
+     "compare checks its logs only when it reaches them (after a sweep)"),
+    ("fresh_deletes_log", "safety", "ministeer/experiments/runlog.py", "    os.replace(path, target)\n",
+     "    path.unlink()\n", "--fresh deletes the old log instead of moving it aside"),
+    ("lock_not_taken", "safety", "ministeer/usage.py", "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",
+     "the output folder is not locked: two commands write into it at once"),
+    ("compare_base_checked_late", "safety", "ministeer/experiments/compare.py",
+     "    try:  # every input is checked before the output folder is touched\n        load_base(args.base)\n",
+     "    try:  # every input is checked before the output folder is touched\n        pass\n",
+     "a damaged --base is found only after the output folder is touched"),
+    ("pretrain_init_not_identified", "safety", "ministeer/experiments/pretrain.py",
+     '"init_params" if init is None else "sha256:" + fingerprint(init)', '"init_params" if init is None else "given"',
+     "a pretraining resume continues the checkpoint of another --init-from start"),
+    ("partial_cell_unmarked", "safety", "ministeer/experiments/report.py",
+     """partial = f" ({t['n']} of {n_seeds} seeds)" if t["n"] < n_seeds else \"\"""", "partial = ''",
+     "a cell with fewer seeds than asked looks finished"),
+    ("incomplete_note_no_partial", "safety", "ministeer/experiments/report.py",
+     'partial = sum(0 < t["n"] < len(settings.seeds) for t in cells)', "partial = 0",
+     "nothing above the table says that some cells lack seeds"),
+    ("cli_steps_any_int", "safety", "ministeer/experiments/pretrain.py", "TYPES = dict(steps=positive_int,",
+     "TYPES = dict(steps=int,", "pretrain --steps takes 0 or a negative number"),
+    ("cli_float_inf", "safety", "ministeer/usage.py", "if not (math.isfinite(value) and value > 0):",
+     "if not value > 0:", "--lr inf (and --clip inf) pass the parser"),
+    ("table_written_in_place", "safety", "ministeer/experiments/report.py",
+     'write_text_atomic(out / "table.md", table + "\\n")', '(out / "table.md").write_text(table + "\\n")',
+     "table.md is written in place, not atomically"),
 ]
 
 

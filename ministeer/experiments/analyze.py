@@ -20,8 +20,6 @@ seed-0 full-FT run) and ask three questions of the fine-tuned model FT, on test 
 The prompts are test examples of one common length, so no position is padding. Tasks
 run in parallel worker processes (``--jobs``).
 """
-import argparse
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np  # host side: summary statistics
 
 from .. import adapters as A
+from ..io import CheckpointError, write_json_atomic, write_text_atomic
 from ..backend import to_numpy
 from ..model import forward, loss_fn, run_with_cache
 from ..tasks import TASK_NAMES, accuracy, batch_sampler, encode, examples
@@ -36,6 +35,7 @@ from ..theory.fitting import fit_rank_r
 from ..theory.oracle import lockstep_shifts, oracle_hooks
 from ..theory.where import skip_coverage
 from ..tree import named_leaves
+from ..usage import Parser, UsageError, existing_file, folder_lock, positive_int
 from .compare import QUICK, Settings, load_lrs, lookup_lr
 from .pretrain import BASE_PATH, load_base
 
@@ -145,24 +145,34 @@ def markdown(results, rank=8):
 
 
 def main(argv=()):
-    from .compare import run_jobs_plain, writable_folder
-    parser = argparse.ArgumentParser(prog="ministeer analyze", description=__doc__.split("\n")[0])
+    from .compare import writable_folder
+    parser = Parser(prog="ministeer analyze", description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="output folder (default runs/analyze, or runs/analyze-quick)")
     parser.add_argument("--tasks", nargs="+", choices=TASK_NAMES, default=list(TASK_NAMES))
     parser.add_argument("--quick", action="store_true", help="few steps, one task: a smoke test")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one task each)")
-    parser.add_argument("--base", default=str(BASE_PATH))
+    parser.add_argument("--jobs", type=positive_int, default=2, help="worker processes (one task each)")
+    parser.add_argument("--base", type=existing_file, default=str(BASE_PATH), help="base checkpoint")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        load_base(args.base)  # a damaged --base stops here, not in a worker after minutes
+    except CheckpointError as err:
+        raise UsageError(f"--base: {err}") from None
     out = writable_folder(args.out or ("runs/analyze-quick" if args.quick else "runs/analyze"))
+    with folder_lock(out, "--out"):
+        _analyze_into(out, args)
+
+
+def _analyze_into(out, args):
+    from .compare import run_jobs_plain
     settings = Settings(**QUICK) if args.quick else Settings()
     tasks = args.tasks[:1] if args.quick else args.tasks
     lrs, start = load_lrs(), time.perf_counter()
     jobs = [dict(task=t, lrs=lrs, settings=settings, base_path=args.base) for t in tasks]
-    results = run_jobs_plain(_analyze_job, jobs, args.jobs)
-    (out / "analysis.json").write_text(json.dumps(results, indent=1) + "\n")
+    results = run_jobs_plain(_analyze_job, jobs, args.jobs, desc="analyze (tasks done)")
+    write_json_atomic(out / "analysis.json", results, indent=1)
     table = markdown(results)
-    (out / "analysis.md").write_text(table + "\n")
+    write_text_atomic(out / "analysis.md", table + "\n")
     if not args.no_figures:
         from .figures import analysis_figures
         analysis_figures(results, out / "figures")

@@ -15,10 +15,12 @@ workers on 2 idle cores); ``--all`` runs every registered method (rank sweep, si
 ablation, joint modes) with 3 seeds. ``--quick`` is a smoke run in its own folder.
 
 Every finished run is appended at once to ``runs.jsonl`` in the output folder; after an
-interruption, ``--resume`` reuses the runs already there. Outputs: ``results.json``,
-``table.md`` and ``figures/*.png`` (``report.py``). Numbers and discussion: docs/results.md.
+interruption, ``--resume`` reuses the runs already there. A log that holds runs is never
+emptied: without ``--resume`` the command refuses to start, and ``--fresh`` moves the old log
+aside (``runs.<time>.jsonl``) first. Every argument is checked before the folder is touched,
+and the folder is locked while the command runs. Outputs: ``results.json``, ``table.md`` and
+``figures/*.png`` (``report.py``), each written atomically. Numbers and discussion: docs/results.md.
 """
-import argparse
 import hashlib
 import json
 import os
@@ -31,12 +33,14 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .. import adapters as A
-from ..io import CheckpointError
+from ..io import CheckpointError, write_json_atomic
 from ..model import forward, loss_fn
 from ..tasks import BENCHMARK, TASK_NAMES, accuracy, batch_sampler, encode, examples
 from ..train import TrainingDiverged
-from ..usage import check_writable
+from ..usage import (Parser, UsageError, check_writable, close, existing_file, folder_lock, non_negative_int,
+                     positive_int, progress_bar, tick)
 from .pretrain import BASE_PATH, load_base
+from .runlog import append_record, check_log, move_aside
 
 LR_PATH = Path(__file__).resolve().parent / "lrs.json"
 
@@ -173,12 +177,13 @@ def run_jobs(jobs, n_workers, desc, log_path=None, resume=False):
     """Run ``jobs`` (kwargs of ``run_one``) in ``n_workers`` processes with a progress bar.
 
     Each finished run is appended to ``log_path`` (JSONL) at once. With ``resume``, runs
-    already in the log are reused. Ctrl-C terminates the workers at once; what finished
+    already in the log are reused; without it, a log that holds runs is refused
+    (``check_log``), never emptied. Ctrl-C terminates the workers at once; what finished
     is in the log."""
+    if log_path:
+        check_log(log_path, resume)
     done = (read_log(log_path, jobs[0]["settings"], jobs[0].get("base_path", str(BASE_PATH)))
             if (resume and log_path and jobs) else {})
-    if log_path and not resume:
-        Path(log_path).write_text("")
     records = [done[job_key(j)] for j in jobs if job_key(j) in done]
     todo = [j for j in jobs if job_key(j) not in done]
     if records:
@@ -188,10 +193,7 @@ def run_jobs(jobs, n_workers, desc, log_path=None, resume=False):
     def finish(record):
         records.append(record)
         if log_path:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_record(log_path, record)
         _tick(bar, record)
 
     try:
@@ -225,11 +227,19 @@ def for_each_result(fn, jobs, n_workers, on_result):
         pool.join()
 
 
-def run_jobs_plain(fn, jobs, n_workers):
-    """``[fn(job) for job in jobs]`` in job order, over ``n_workers`` processes."""
-    results = {}
+def run_jobs_plain(fn, jobs, n_workers, desc=None):
+    """``[fn(job) for job in jobs]`` in job order, over ``n_workers`` processes; with ``desc``,
+    a progress bar (``usage.progress_bar``) counts the finished jobs."""
+    results, bar = {}, progress_bar(len(jobs), desc, unit="job") if desc else None
+
+    def store(result):
+        results[result[0]] = result[1]
+        tick(bar)
     indexed = [(i, job) for i, job in enumerate(jobs)]
-    for_each_result(_Indexed(fn), indexed, n_workers, lambda r: results.__setitem__(r[0], r[1]))
+    try:
+        for_each_result(_Indexed(fn), indexed, n_workers, store)
+    finally:
+        close(bar)
     return [results[i] for i in range(len(jobs))]
 
 
@@ -327,33 +337,70 @@ def writable_folder(path):
     return Path(path)
 
 
-def main(argv=()):
-    from . import report
-    parser = argparse.ArgumentParser(prog="ministeer compare", description=__doc__.split("\n")[0])
+def parse(argv):
+    parser = Parser(prog="ministeer compare", description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="output folder (default: runs/compare, runs/compare-all or runs/compare-quick)")
     tier = parser.add_mutually_exclusive_group()
     tier.add_argument("--quick", action="store_true", help="a smoke run (< 1 min): 1 seed, few steps, own folder")
-    tier.add_argument("--all", action="store_true", help="every registered method, 3 seeds (about 35 min on 2 idle cores; docs/results.md, Runtimes)")
-    parser.add_argument("--resume", action="store_true", help="reuse the finished runs in OUT/runs.jsonl")
+    tier.add_argument("--all", action="store_true",
+                      help="every registered method, 3 seeds (about 35 min on 2 idle cores; docs/results.md, Runtimes)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="reuse the finished runs in OUT/runs.jsonl")
+    start.add_argument("--fresh", action="store_true", help="start over: first move OUT/runs.jsonl (and "
+                       "sweep.jsonl) aside to runs.<time>.jsonl; nothing is deleted")
     parser.add_argument("--report-only", action="store_true",
-                        help="run nothing: tabulate the finished runs in OUT/runs.jsonl (missing ones: 'not run')")
+                        help="run nothing: tabulate the finished runs in OUT/runs.jsonl (missing ones: 'not run', "
+                        "cells with fewer seeds than asked: marked)")
     parser.add_argument("--sweep", action="store_true", help="re-choose each method's lr on validation first")
     parser.add_argument("--write-lrs", action="store_true", help="with --sweep: also update the shipped lrs.json")
     parser.add_argument("--sweep-only", action="store_true", help="with --sweep: stop after the sweep")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
+    parser.add_argument("--jobs", type=positive_int, default=min(2, os.cpu_count() or 1), help="worker processes")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", help="override the seeds")
     parser.add_argument("--tasks", nargs="+", choices=TASK_NAMES, help="override the tasks")
     parser.add_argument("--methods", nargs="+", choices=EVERYTHING, help="override the methods")
-    parser.add_argument("--steps", type=int, help="override the training steps per run")
-    parser.add_argument("--base", default=str(BASE_PATH), help="base checkpoint (default: the shipped one)")
+    parser.add_argument("--steps", type=positive_int, help="override the training steps per run")
+    parser.add_argument("--base", type=existing_file, default=str(BASE_PATH),
+                        help="base checkpoint (default: the shipped one)")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
+    if args.report_only and (args.fresh or args.sweep):
+        parser.error("--report-only runs nothing: it cannot be combined with --fresh or --sweep")
+    return args
+
+
+def main(argv=()):
+    args = parse(argv)
     settings = Settings(**QUICK) if args.quick else Settings(**ALL) if args.all else Settings()
-    overrides = dict(seeds=args.seeds and tuple(args.seeds), tasks=args.tasks and tuple(args.tasks),
+    overrides = dict(seeds=args.seeds and tuple(dict.fromkeys(args.seeds)), tasks=args.tasks and tuple(args.tasks),
                      methods=args.methods and tuple(args.methods), steps=args.steps)
-    settings = replace(settings, **{k: v for k, v in overrides.items() if v})
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    try:  # every input is checked before the output folder is touched
+        load_base(args.base)
+    except CheckpointError as err:
+        raise UsageError(f"--base: {err}") from None
+    if not (args.sweep or args.report_only):
+        try:
+            planned_jobs(settings, None, args.base)  # every run has a stored learning rate
+        except KeyError as err:
+            raise UsageError(err.args[0]) from None
     default_out = "runs/compare-quick" if args.quick else "runs/compare-all" if args.all else "runs/compare"
     out = writable_folder(args.out or default_out)
+    with folder_lock(out, "--out"):
+        return _compare_into(out, settings, args)
+
+
+def _compare_into(out, settings, args):
+    """``main`` after every input is checked, holding the lock on ``out``."""
+    from . import report
+    logs = ([out / "sweep.jsonl"] if args.sweep else []) + ([] if args.sweep_only else [out / "runs.jsonl"])
+    if args.fresh:
+        for log in logs:
+            moved = move_aside(log)
+            if moved is not None:
+                print(f"--fresh: moved the old {log.name} to {moved}")
+    elif not args.report_only:
+        for log in logs:
+            check_log(log, args.resume)
     start = time.perf_counter()
     lrs = None
     try:
@@ -361,14 +408,13 @@ def main(argv=()):
             lrs, sweep_records = sweep(settings, args.jobs, args.base, out / "sweep.jsonl", args.resume)
             grids = {m: A.METHODS[m].lr_grid for m in settings.methods}
             payload = {"lrs": lrs, "grids": grids, "settings": asdict(settings), "runs": sweep_records}
-            (out / "lrs.json").write_text(json.dumps(payload, indent=1) + "\n")
+            write_json_atomic(out / "lrs.json", payload, indent=1)
             if args.write_lrs:
                 stored = load_lrs() if LR_PATH.exists() else {}
                 merged = {m: {**stored.get(m, {}), **by_task} for m, by_task in {**stored, **lrs}.items()}
-                LR_PATH.write_text(json.dumps({"lrs": merged, "grids": {m: A.METHODS[m].lr_grid for m in merged},
-                                               # the sweeps' settings; methods: every one whose rate is stored
-                                               "settings": {**asdict(settings), "methods": list(merged)}},
-                                              indent=1) + "\n")
+                write_json_atomic(LR_PATH, {"lrs": merged, "grids": {m: A.METHODS[m].lr_grid for m in merged},
+                                            # the sweeps' settings; methods: every one whose rate is stored
+                                            "settings": {**asdict(settings), "methods": list(merged)}}, indent=1)
             print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")
             if args.sweep_only:
                 return

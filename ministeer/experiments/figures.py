@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np  # host side: plotting data
 
+from ..io import atomic_write
+
 SITE_ABLATION = ("premlp_r8", "postmlp_r8", "attnout_r8", "postblock_silu")
 RANK_SWEEP = ("postblock_r1", "postblock_r2", "postblock_r4", "postblock_silu")
 MARKERS = "osD^v<>PX*hp"
@@ -24,9 +26,8 @@ def _pyplot():
 
 
 def _save(plt, fig, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
 

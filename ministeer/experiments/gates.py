@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np  # host side: probes are least-squares fits on cached activations
 
 from ..backend import to_numpy
-from ..io import load_model
+from ..io import load_model, write_json_atomic
 from ..model import forward, run_with_cache
 from ..tasks import BENCHMARK, PRETRAINED, TASK_NAMES, accuracy, encode, examples
+from ..usage import close, progress_bar, tick
 
 SEEN_MIN, HELD_OUT_MIN, HEADROOM_MIN, PROBE_GAP_MAX = 0.90, 0.0, 0.30, 0.10
 THRESHOLDS = dict(seen_min=SEEN_MIN, held_out_above=HELD_OUT_MIN, headroom_min=HEADROOM_MIN,
@@ -77,8 +78,8 @@ def probe_accuracy(params, cfg, task, fmt, n_train, n_test, seed=0):
 
 
 def evaluate_gates(params, cfg, n_acc=100, n_probe_train=600, n_probe_test=300, tasks=TASK_NAMES):
-    """``{task: {...numbers, "pass": {gate: bool}}}`` for every task."""
-    out = {}
+    """``{task: {...numbers, "pass": {gate: bool}}}`` for every task (a progress bar per task on stderr)."""
+    out, bar = {}, progress_bar(len(tasks), "gates (tasks evaluated)", unit="task")
     for task in tasks:
         acc = pair_accuracies(params, cfg, task, n_acc)
         seen = [acc[f] for f in PRETRAINED]
@@ -92,6 +93,8 @@ def evaluate_gates(params, cfg, n_acc=100, n_probe_train=600, n_probe_test=300, 
                    probe_held_out=probes[BENCHMARK])
         row["pass"] = verdicts(row)
         out[task] = row
+        tick(bar)
+    close(bar)
     return out
 
 
@@ -121,7 +124,7 @@ def write_gates(model_path, card_path, **sizes):
     gates = evaluate_gates(params, cfg, **sizes)
     card = json.loads(Path(card_path).read_text())
     card["gates"] = dict(thresholds=THRESHOLDS, benchmark_format=BENCHMARK, sizes=sizes, tasks=gates, all_pass=all(all(g["pass"].values()) for g in gates.values()))
-    Path(card_path).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(card_path, card, indent=2, sort_keys=True)
     return dict(gates=gates, summary=summary(gates))
 
 

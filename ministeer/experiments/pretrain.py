@@ -11,13 +11,16 @@ held-out pair answered under the official extraction but not in its format; line
 ``ministeer pretrain`` writes to ``runs/pretrain/base.npz`` (and its card ``base.json``)
 and never into the package unless asked (``--ship``). It saves the training state every
 ``--save-every`` steps (``fit``'s checkpoints, in ``checkpoints/`` beside the output), and
-the same command run again resumes an interrupted run bitwise. With the same seeds,
+the same command run again resumes an interrupted run bitwise; a resume from another start
+(``--init-from`` another file, or none) or with other settings is refused. While it runs, the
+output folder is locked: a second ``pretrain`` into it stops at once. With the same seeds,
 machine and library versions it reproduces the shipped ``ministeer/data/base.npz``
 bit for bit; ``tests/test_experiments.py`` checks the shipped file against its card.
 """
 import argparse
 import hashlib
 import json
+import math
 import subprocess
 import sys
 from dataclasses import asdict
@@ -26,12 +29,13 @@ from pathlib import Path
 import numpy as np  # host side: fingerprints and card numbers
 
 from ..backend import to_numpy
-from ..io import load_model, save_model
+from ..io import CheckpointError, load_model, save_model, write_json_atomic
 from ..tree import flatten
 from ..model import Config, forward, init_params, loss_fn
 from ..tasks import PRETRAINED, TASK_NAMES, TOKENIZER, accuracy, batch_sampler, examples
-from ..train import fit
-from ..usage import UsageError, check_writable
+from ..train import SCHEDULES, fit
+from ..usage import (Parser, UsageError, check_writable, existing_file, folder_lock, non_negative_float,
+                     non_negative_int, positive_float, positive_int)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BASE_PATH = DATA_DIR / "base.npz"
@@ -68,7 +72,9 @@ def pretrain(cfg=BASE_CONFIG, progress=True, callback=None, init=None, checkpoin
             stage continues a first one (fresh optimizer state and schedule).
     checkpoint_dir, save_every -- ``fit``'s training-state checkpoints (weights, Adam moments,
             step): a run interrupted at any step and started again with the same folder
-            continues where it stopped, bitwise equal to the uninterrupted run."""
+            continues where it stopped, bitwise equal to the uninterrupted run. The run
+            description in each checkpoint holds the start's ``fingerprint``, so a resume
+            from another start is refused (``CheckpointError``)."""
     h = {**DEFAULTS, **overrides}
     unknown = set(h) - set(DEFAULTS)
     if unknown:
@@ -81,7 +87,7 @@ def pretrain(cfg=BASE_CONFIG, progress=True, callback=None, init=None, checkpoin
                  weight_decay=h["weight_decay"], schedule=h["schedule"], warmup=h["warmup"], clip=h["clip"],
                  progress=progress, callback=callback, checkpoint_dir=checkpoint_dir,
                  checkpoint_every=save_every if checkpoint_dir else None, resume=True if checkpoint_dir else None,
-                 run={"pretrain": h, "init": "given" if init is not None else "init_params"})
+                 run={"pretrain": h, "init": "init_params" if init is None else "sha256:" + fingerprint(init)})
     return result.params, result
 
 
@@ -130,8 +136,9 @@ def task_weights(text):
             weights[task] = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{item!r}: expected TASK=NUMBER, e.g. boolq=6") from None
-        if weights[task] < 0:
-            raise argparse.ArgumentTypeError(f"{item!r}: a weight must be positive, or 0 to leave the task out")
+        if not (math.isfinite(weights[task]) and weights[task] >= 0):
+            raise argparse.ArgumentTypeError(f"{item!r}: a weight must be a finite positive number, "
+                                             "or 0 to leave the task out")
     if not any(weights.values()):
         raise argparse.ArgumentTypeError(f"{text!r} leaves every task out: at least one weight must be positive")
     return weights
@@ -150,25 +157,57 @@ def summary_line(losses):
     return f"final loss (mean of last {k} step{'s' if k != 1 else ''}) {mean:.4f}", mean
 
 
+# each setting's argparse type: a bad value is one line and exit 2, before any work
+TYPES = dict(steps=positive_int, batch_size=positive_int, lr=positive_float, warmup=non_negative_int,
+             schedule=str, weight_decay=non_negative_float, clip=positive_float, init_seed=non_negative_int,
+             data_seed=non_negative_int, per_task_format=positive_int)
+
+
 def main(argv=()):
-    parser = argparse.ArgumentParser(prog="ministeer pretrain", description=__doc__.split("\n")[0])
+    parser = Parser(prog="ministeer pretrain", description=__doc__.split("\n")[0])
     for key, value in DEFAULTS.items():
         if key != "task_weights":
-            parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+            parser.add_argument(f"--{key.replace('_', '-')}", type=TYPES[key], default=value,
+                                **({"choices": SCHEDULES} if key == "schedule" else {}))
     parser.add_argument("--task-weights", type=task_weights, default=TASK_WEIGHTS, metavar="TASK=W,...",
                         help=f"each task's share of the mixture, times --per-task-format (default {TASK_WEIGHTS}); "
                         "tasks not named keep their default")
     parser.add_argument("--out", default=str(RUN_PATH), help=f"checkpoint path (.npz or .safetensors; default "
                         f"{RUN_PATH}); the card goes next to it as .json")
     parser.add_argument("--ship", action="store_true", help=f"write to the shipped {BASE_PATH} instead of --out")
-    parser.add_argument("--save-every", type=int, default=500,
+    parser.add_argument("--save-every", type=non_negative_int, default=500,
                         help="save the training state every N steps to OUT's folder/checkpoints (0: never); "
                         "running the same command again resumes from the newest, bitwise")
     parser.add_argument("--no-gates", action="store_true", help="skip the gate evaluation (gates.py) after training")
-    parser.add_argument("--init-from", help="continue from this checkpoint (a second stage; its card is kept in "
+    parser.add_argument("--init-from", type=existing_file, help="continue from this checkpoint (a second stage; its card is kept in "
                         "the new card as 'previous_stage')")
     args = parser.parse_args(argv)
     out = check_out(BASE_PATH if args.ship else args.out)
+    init, previous = start_from(args.init_from)  # every input is checked before the folder is touched
+    with folder_lock(out.parent, "--out folder"):
+        _pretrain_into(out, args, argv, init, previous)
+
+
+def start_from(path):
+    """``(weights, card without its gates)`` of the ``--init-from`` checkpoint, or ``(None, None)``."""
+    if not path:
+        return None, None
+    try:
+        init, cfg = load_model(path)
+    except CheckpointError as err:
+        raise UsageError(f"--init-from: {err}") from None
+    if cfg != BASE_CONFIG:
+        raise UsageError(f"--init-from {path!r} has config {cfg}, not {BASE_CONFIG}")
+    card_before = Path(path).with_suffix(".json")
+    previous = load_card(card_before) if card_before.exists() else None
+    if previous is not None:
+        previous.pop("gates", None)
+        previous.pop("probe_logits", None)
+    return init, previous
+
+
+def _pretrain_into(out, args, argv, init, previous):
+    """``main`` after every input is checked, holding the lock on ``out``'s folder."""
     hparams = {k: getattr(args, k) for k in DEFAULTS}
     what = ", ".join(f"{t} x{w:g}" for t, w in hparams["task_weights"].items() if w)
     if hparams["warmup"] > hparams["steps"]:
@@ -176,20 +215,14 @@ def main(argv=()):
               "never reaches its peak", file=sys.stderr)
     print(f"pretraining {BASE_CONFIG.n_layers}x{BASE_CONFIG.d_model} on {what} (8 seen formats each), "
           f"{hparams}; checkpoints every {args.save_every} steps to {out.parent}/", flush=True)
-    init, previous = None, None
-    if args.init_from:
-        init, cfg = load_model(args.init_from)
-        if cfg != BASE_CONFIG:
-            raise UsageError(f"--init-from {args.init_from!r} has config {cfg}, not {BASE_CONFIG}")
-        card_before = Path(args.init_from).with_suffix(".json")
-        previous = load_card(card_before) if card_before.exists() else None
-        if previous is not None:
-            previous.pop("gates", None)
-            previous.pop("probe_logits", None)
     version = code_version()  # now, not after training: the tree may move on during a long run
     checkpoints = out.parent / "checkpoints" if args.save_every else None
-    params, result = pretrain(progress=True, init=init, checkpoint_dir=checkpoints, save_every=args.save_every,
-                              **hparams)
+    try:
+        params, result = pretrain(progress=True, init=init, checkpoint_dir=checkpoints, save_every=args.save_every,
+                                  **hparams)
+    except CheckpointError as err:  # the checkpoint to resume belongs to another start or settings
+        raise UsageError(f"cannot resume from {checkpoints}/: {err}; to start this run afresh, "
+                         "choose another --out or move that folder aside") from None
     text, final = summary_line(result.losses)
     print(f"done in {result.seconds:.0f} s; {text}", flush=True)
     card = dict(config=asdict(BASE_CONFIG), hparams=hparams,
@@ -201,11 +234,13 @@ def main(argv=()):
                 sha256=fingerprint(params), probe_prompt=FINGERPRINT_PROMPT,
                 probe_logits=[round(float(x), 4) for x in probe_logits(params, BASE_CONFIG)],
                 versions={"python": sys.version.split()[0], "numpy": np.__version__})
+    if init is not None:
+        card["init_sha256"] = fingerprint(init)  # the start's weights, as the checkpoints record them
     if previous is not None:
         card["previous_stage"] = previous
     save_model(out, params, BASE_CONFIG)
     card_path = out.with_suffix(".json")
-    card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(card_path, card, indent=2, sort_keys=True)
     if not args.no_gates:
         from .gates import write_gates
         print(write_gates(out, card_path)["summary"])

@@ -11,15 +11,17 @@ wide; with 2 seeds, the sampling term keeps it from collapsing when two runs agr
 
 "Gap to FT" is the mean over tasks of (method - full FT), in points; "% of FT" is the
 method's average as a share of full FT's. A run that diverged counts as missing and is
-flagged. A learning rate chosen at the edge of its grid is marked ``†``.
+flagged. A learning rate chosen at the edge of its grid is marked ``†``. A cell with fewer
+seeds than asked (an unfinished run, tabulated by ``--report-only``) says how many it has,
+and a note above the table says that it is incomplete.
 """
-import json
 import math
 import platform
 from dataclasses import asdict
 from pathlib import Path
 
 from .. import adapters as A
+from ..io import write_json_atomic, write_text_atomic
 from .pretrain import load_base
 
 BASE_LABEL = "Base model (no adaptation)"
@@ -83,14 +85,29 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
-def _cell(t):
+def _cell(t, n_seeds):
     if t["n"] == 0:
         return "not run"
+    partial = f" ({t['n']} of {n_seeds} seeds)" if t["n"] < n_seeds else ""
     if t["mean"] is None:
-        return "diverged"
+        return "diverged" + partial
     flag = f" ({t['diverged']} div.)" if t["diverged"] else ""
     edge = " †" if t.get("lr_at_edge") else ""
-    return f"{t['mean']:.1f}" + (f" ± {t['ci95']:.1f}" if t["ci95"] is not None else "") + edge + flag
+    return f"{t['mean']:.1f}" + (f" ± {t['ci95']:.1f}" if t["ci95"] is not None else "") + edge + flag + partial
+
+
+def incomplete_note(rows, settings):
+    """The lines above the table when some method × task cell has fewer seeds than asked (or none)."""
+    cells = [t for m, r in rows.items() if m != "base" for t in r["tasks"].values()]
+    missing = sum(t["n"] == 0 for t in cells)
+    partial = sum(0 < t["n"] < len(settings.seeds) for t in cells)
+    if not (missing or partial):
+        return []
+    what = ([f"{missing} method × task cells were not run"] if missing else []) + \
+           ([f"{partial} have fewer than the {len(settings.seeds)} seeds asked (marked 'k of "
+             f"{len(settings.seeds)} seeds'; their mean is over those k)"] if partial else [])
+    return [f"**Incomplete: {'; '.join(what)}** (an interrupted run; `ministeer compare --resume` completes it).",
+            ""]
 
 
 def markdown_table(rows, settings, cfg):
@@ -100,20 +117,17 @@ def markdown_table(rows, settings, cfg):
     if settings.quick:
         lines += ["**SMOKE RUN (`--quick`): few steps and test items, one seed. These numbers check that "
                   "everything runs; they are not results.**", ""]
+    lines += incomplete_note(rows, settings)
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, row in rows.items():
         pct = "100%" if method == "full" else "0" if method == "base" else f"{row['percent']:.2g}%"
         ratio = "–" if method == "base" else f"{row['ratio']:.3g}"
-        cells = [_cell(row["tasks"][t]) for t in settings.tasks]
+        cells = [_cell(row["tasks"][t], 1 if method == "base" else len(settings.seeds)) for t in settings.tasks]
         avg = "–" if row["avg"] is None else f"{row['avg']:.1f}"
         gap = "–" if row["gap"] is None or method == "full" else f"{row['gap']:+.1f}"
         of_ft = "–" if row["of_ft"] is None or method in ("full", "base") else f"{row['of_ft']:.0f}%"
         lines.append("| " + " | ".join([row["label"], pct, ratio, *cells, avg, gap, of_ft]) + " |")
     lines.append("")
-    missing = sum(t["n"] == 0 for m, r in rows.items() if m != "base" for t in r["tasks"].values())
-    if missing:
-        lines += [f"**Incomplete: {missing} method × task cells were not run** (an interrupted run; "
-                  "`ministeer compare --resume` completes it).", ""]
     edges = sum(t["lr_at_edge"] for m, r in rows.items() if m != "base" for t in r["tasks"].values())
     lines.append(f"Test accuracy (%), exact match of the greedy completion on the held-out benchmark pair: "
                  f"mean over seeds {list(settings.seeds)} ± 95% interval (seed spread and test sampling, "
@@ -190,8 +204,8 @@ def write_all(out, records, base, settings, elapsed, figures=True, base_path=Non
     table = render(rows, records, settings, cfg)
     meta = dict(settings=asdict(settings), elapsed_seconds=round(elapsed, 1), machine=platform.platform(),
                 processor=platform.processor() or platform.machine(), python=platform.python_version())
-    (out / "results.json").write_text(json.dumps(dict(meta=meta, summary=rows, runs=records), indent=1) + "\n")
-    (out / "table.md").write_text(table + "\n")
+    write_json_atomic(out / "results.json", dict(meta=meta, summary=rows, runs=records), indent=1)
+    write_text_atomic(out / "table.md", table + "\n")
     if figures:
         from .figures import compare_figures
         compare_figures(rows, settings, out / "figures")

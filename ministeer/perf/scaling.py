@@ -16,15 +16,17 @@ a fresh process of its own: a process's peak can only be read once). The fitted 
 is the least-squares slope of log(ms) on log(size) over the sweep; the local slopes are
 between neighbouring points. Results and the figure: docs/performance.md.
 """
-import json
 import math
 import re
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np  # host side: batches and fits
+
+from ..io import atomic_write, write_json_atomic
 
 T_SWEEP = dict(d=128, values=(32, 64, 128, 256, 512))
 D_SWEEP = dict(T=128, values=(64, 128, 256, 512))
@@ -167,7 +169,7 @@ def plot(result, impls, path):
         ax.set(xlabel=axis, title=f"training step vs {axis} ({fixed}, L = {L}, B = {B}, float32)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png"))
     return path
 
 
@@ -175,8 +177,7 @@ def main(impls, repeats, figure=None, json_path=None, memory=True):
     result = sweep(impls, repeats, memory)
     print(exponents(result, impls))
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json_atomic(json_path, result, indent=1)
     if figure:
         print(f"figure: {plot(result, impls, figure)}")
     return result
