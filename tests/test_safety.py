@@ -273,8 +273,6 @@ ALLOWED = {
     ("ministeer/io.py", "write_safetensors"): "writes only the temporary that atomic_write hands to save_arrays",
     ("ministeer/experiments/runlog.py", "append_record"): "the append-only run log: fsynced line by line; a "
                                                            "crash can cut only its last line, which read_log skips",
-    ("ministeer/exercises/notebook.py", "write_notebooks"): "a .ipynb copy generated from a stub that stays "
-                                                            "beside it: a cut write loses nothing the stub lacks",
 }
 
 

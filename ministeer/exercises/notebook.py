@@ -6,9 +6,10 @@ or in Jupyter with jupytext. ``ministeer exercises notebook DIR`` writes a ``.ip
 of every stub, in nbformat 4 JSON, without Jupyter (``jupytext --to ipynb DIR/*.py`` does
 the same where jupytext is installed).
 """
-import json
 import sys
 from pathlib import Path
+
+from ..io import write_json_atomic
 
 
 def percent_cells(source):
@@ -54,7 +55,7 @@ def write_notebooks(folder, out=None):
         if path.name.startswith("_"):
             continue
         target = out / (path.stem + ".ipynb")
-        target.write_text(json.dumps(to_notebook(path.read_text("utf8")), indent=1) + "\n", "utf8")
+        write_json_atomic(target, to_notebook(path.read_text("utf8")), indent=1)
         written.append(target)
     return written
 
