@@ -11,9 +11,12 @@ A folder holds ``config.json`` and ``model.safetensors`` (or shards listed in
   ``ln_1``/``ln_2``/``ln_f``/``wte``/``wpe`` rename. GPT-2's ``gelu_new`` is the tanh GELU of
   ``ops.gelu``.
 
-Both directions go through one table per architecture (``_TO_HF``), so the expected
-tensor names and shapes of a file are derived from ``model.param_shapes(cfg)`` and every
-missing, unexpected or mis-shaped tensor is reported by its HF name. Pickle files
+Both directions go through one table per architecture (``_TO_HF``); the expected tensor
+names and shapes of a file (``expected_hf_shapes``) are derived from ``model.param_shapes(cfg)``
+in the same layout, shapes only, and every missing, unexpected or mis-shaped tensor is
+reported by its HF name. Every config.json field read is typed and ranged first
+(``CONFIG_SCHEMA``), and the claimed layer count is compared with the file's tensors before
+any per-layer table is built. Pickle files
 (``pytorch_model.bin``) are refused. Checked in ``tests/test_io.py``, against
 ``transformers`` itself when it is installed.
 """

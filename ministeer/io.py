@@ -16,7 +16,8 @@ Every write goes to a temporary file in the same folder, is fsynced and then ren
 the target, so a crash never leaves a half-written file. ministeer's files carry a SHA-256
 of their data and metadata, checked on load. Every load error is a ``CheckpointError``
 that names the file and, where it applies, the tensor. What is promised, in one page:
-docs/guarantees.md. Checked in ``tests/test_io.py`` and ``tests/test_reliability.py``.
+docs/guarantees.md. Checked in ``tests/test_io.py``, ``tests/test_loads.py`` (sizes before
+memory) and ``tests/test_reliability.py``.
 """
 import glob
 import hashlib

@@ -169,7 +169,8 @@ def test_a_missing_tensor_error_lists_a_few_names_then_a_count(tmp_path):
 @given(configs())
 def test_expected_hf_shapes_are_the_shapes_of_the_hf_layout(cfg):
     """Rejects a shapes-only table that drifts from the renaming it describes (a missed transpose,
-    a wrong fused width): it must equal the shapes ``_TO_HF`` produces from real parameters."""
+    a wrong fused width): it must equal the shapes ``_TO_HF`` produces from real parameters.
+    Mutant hf_shapes_untransposed."""
     flat = {k: np.asarray(v) for k, v in flatten(init_params(cfg, 0)).items()}
     real = _TO_HF[_fitting_architecture(cfg)](flat, cfg)
     assert expected_hf_shapes(cfg) == {k: a.shape for k, a in real.items()}
