@@ -17,7 +17,7 @@ in the same layout, shapes only, and every missing, unexpected or mis-shaped ten
 reported by its HF name. Every config.json field read is typed and ranged first
 (``CONFIG_SCHEMA``), and the claimed layer count is compared with the file's tensors before
 any per-layer table is built. Pickle files
-(``pytorch_model.bin``) are refused. Checked in ``tests/test_io.py``, against
+(``pytorch_model.bin``) are refused. Checked in ``tests/test_io.py``, ``tests/test_loads.py``, against
 ``transformers`` itself when it is installed.
 """
 import hashlib
@@ -39,7 +39,7 @@ ARCHITECTURES = ("LlamaForCausalLM", "GPT2LMHeadModel")
 # Checked before any field is used, so a wrong type or range is one CheckpointError naming
 # the field, never a traceback or a silently different model.
 
-_MAX_SIZE = 2 ** 31 - 1  # transformers stores sizes as int32 on the way to torch
+_MAX_SIZE = 2 ** 31 - 1  # a product of two sizes stays inside int64: no shape arithmetic overflows
 _SIZE = (lambda v: _is_int(v) and 1 <= v <= _MAX_SIZE, f"an integer from 1 to {_MAX_SIZE}")
 _FLAG = (lambda v: isinstance(v, bool), "true or false")
 _POSITIVE = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
