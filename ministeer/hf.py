@@ -11,30 +11,77 @@ A folder holds ``config.json`` and ``model.safetensors`` (or shards listed in
   ``ln_1``/``ln_2``/``ln_f``/``wte``/``wpe`` rename. GPT-2's ``gelu_new`` is the tanh GELU of
   ``ops.gelu``.
 
-Both directions go through one table per architecture (``_TO_HF``), so the expected
-tensor names and shapes of a file are derived from ``model.param_shapes(cfg)`` and every
-missing, unexpected or mis-shaped tensor is reported by its HF name. Pickle files
-(``pytorch_model.bin``) are refused. Checked in ``tests/test_io.py``, against
+Both directions go through one table per architecture (``_TO_HF``); the expected tensor
+names and shapes of a file (``expected_hf_shapes``) are derived from ``model.param_shapes(cfg)``
+in the same layout, shapes only, and every missing, unexpected or mis-shaped tensor is
+reported by its HF name. Every config.json field read is typed and ranged first
+(``CONFIG_SCHEMA``), and the claimed layer count is compared with the file's tensors before
+any per-layer table is built. Pickle files
+(``pytorch_model.bin``) are refused. Checked in ``tests/test_io.py``, ``tests/test_loads.py``, against
 ``transformers`` itself when it is installed.
 """
 import hashlib
 import json
+import math
 from pathlib import Path, PurePosixPath
 
 import numpy as np  # host side: checkpoints live on the host
 
 from .backend import from_numpy, to_numpy
-from .io import CheckpointError, atomic_write, check_arrays, read_safetensors, write_safetensors
+from .io import CheckpointError, atomic_write, check_arrays, check_layer_count, read_safetensors, write_safetensors
 from .model import param_shapes
 from .tree import flatten, unflatten
 
 ARCHITECTURES = ("LlamaForCausalLM", "GPT2LMHeadModel")
 
 # ---------------------------------------------------------------- config.json <-> Config
+# Every field ministeer reads, with the JSON value it must hold (null or absent: the default).
+# Checked before any field is used, so a wrong type or range is one CheckpointError naming
+# the field, never a traceback or a silently different model.
+
+_MAX_SIZE = 2 ** 31 - 1  # a product of two sizes stays inside int64: no shape arithmetic overflows
+_SIZE = (lambda v: _is_int(v) and 1 <= v <= _MAX_SIZE, f"an integer from 1 to {_MAX_SIZE}")
+_FLAG = (lambda v: isinstance(v, bool), "true or false")
+_POSITIVE = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
+             "a finite number > 0")
+_NAME = (lambda v: isinstance(v, str), "a string")
+_TABLE = (lambda v: isinstance(v, dict), "a JSON object")
+CONFIG_SCHEMA = {
+    "architectures": (lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v), "a list of strings"),
+    "model_type": _NAME, "vocab_size": _SIZE, "tie_word_embeddings": _FLAG, "quantization_config": _TABLE,
+    "sliding_window": _SIZE, "use_sliding_window": _FLAG, "add_cross_attention": _FLAG,
+    "is_encoder_decoder": _FLAG,
+    # LlamaForCausalLM
+    "hidden_size": _SIZE, "num_hidden_layers": _SIZE, "num_attention_heads": _SIZE, "num_key_value_heads": _SIZE,
+    "head_dim": _SIZE, "intermediate_size": _SIZE, "max_position_embeddings": _SIZE, "hidden_act": _NAME,
+    "attention_bias": _FLAG, "mlp_bias": _FLAG, "rms_norm_eps": _POSITIVE, "rope_theta": _POSITIVE,
+    "rope_scaling": _TABLE, "rope_parameters": _TABLE,
+    "rope_scaling.rope_type": _NAME, "rope_scaling.type": _NAME, "rope_scaling.rope_theta": _POSITIVE,
+    "rope_parameters.rope_type": _NAME, "rope_parameters.type": _NAME, "rope_parameters.rope_theta": _POSITIVE,
+    # GPT2LMHeadModel
+    "n_embd": _SIZE, "n_layer": _SIZE, "n_head": _SIZE, "n_inner": _SIZE, "n_positions": _SIZE,
+    "layer_norm_epsilon": _POSITIVE, "activation_function": _NAME, "scale_attn_weights": _FLAG,
+    "scale_attn_by_inverse_layer_idx": _FLAG,
+}
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_config_fields(hf, source):
+    """Every ``CONFIG_SCHEMA`` field present (and not null) holds its kind of value; dotted names are nested."""
+    for field, (ok, expected) in CONFIG_SCHEMA.items():
+        outer, _, inner = field.partition(".")
+        value = hf.get(outer)
+        if inner:
+            value = value.get(inner) if isinstance(value, dict) else None
+        if value is not None and not ok(value):
+            raise CheckpointError(f"{source}: config.json's {field} is {value!r:.100}; expected {expected}")
 
 
 def _require(hf, key, source):
-    if key not in hf:
+    if hf.get(key) is None:
         raise CheckpointError(f"{source}: config.json has no {key!r}")
     return hf[key]
 
@@ -47,7 +94,9 @@ def _rope_theta(hf, source):
     rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
     if rope.get("rope_type", rope.get("type", "default")) != "default":
         _refuse(source, f"rope scaling {rope!r} is not supported")
-    return float(hf.get("rope_theta") or rope.get("rope_theta", 10000.0))
+    theta = hf.get("rope_theta")  # 0 is refused by the schema, never replaced by the default
+    theta = rope.get("rope_theta") if theta is None else theta
+    return float(10000.0 if theta is None else theta)
 
 
 def _refuse_unsupported(hf, source):
@@ -184,14 +233,21 @@ def _gpt2_from_hf(t, cfg):
 
 
 _TO_HF = {"LlamaForCausalLM": _llama_to_hf, "GPT2LMHeadModel": _gpt2_to_hf}
+_LAYERS_FIELD = {"LlamaForCausalLM": "num_hidden_layers", "GPT2LMHeadModel": "n_layer"}
 _FROM_HF = {"LlamaForCausalLM": _llama_from_hf, "GPT2LMHeadModel": _gpt2_from_hf}
 
 
 def expected_hf_shapes(cfg):
-    """``{HF tensor name: shape}`` a checkpoint for ``cfg`` must hold (no memory: zero-stride arrays)."""
-    arch = _fitting_architecture(cfg)
-    stand_ins = {name: np.broadcast_to(np.zeros((), np.int8), shape) for name, shape in param_shapes(cfg).items()}
-    return {name: a.shape for name, a in _TO_HF[arch](stand_ins, cfg).items()}
+    """``{HF tensor name: shape}`` a checkpoint for ``cfg`` must hold: ``_TO_HF``'s layout, shapes only
+    (nothing is allocated, whatever sizes the config claims)."""
+    shapes = param_shapes(cfg)
+    if _fitting_architecture(cfg) == "LlamaForCausalLM":
+        return shapes
+    out = {hf: shapes[ours][::-1] if t else shapes[ours] for hf, ours, t in _gpt2_rows(cfg)}
+    for l in range(cfg.n_layers):  # q, k, v fused: [d, 3d] and [3d]
+        out[f"transformer.h.{l}.attn.c_attn.weight"] = (cfg.d_model, 3 * cfg.d_model)
+        out[f"transformer.h.{l}.attn.c_attn.bias"] = (3 * cfg.d_model,)
+    return out
 
 
 def _drop_buffers(tensors, arch, tied):
@@ -275,6 +331,7 @@ def load_pretrained(folder, dtype="float64"):
     source = repr(str(folder))
     if not isinstance(hf, dict):
         raise CheckpointError(f"{str(config_path)!r} is not a JSON object")
+    check_config_fields(hf, source)  # before any field is used
     arch = _architecture(hf, source)
     _refuse_unsupported(hf, source)
     _verify_save(folder, hf, source)
@@ -292,6 +349,7 @@ def load_pretrained(folder, dtype="float64"):
     if not_float:
         raise CheckpointError(f"{source}: tensors {not_float[:5]} are {tensors[not_float[0]].dtype}, not floating "
                               "point (quantized or foreign weights would be cast silently)")
+    check_layer_count(cfg, len(tensors), source, _LAYERS_FIELD[arch], expected_hf_shapes)
     check_arrays(tensors, expected_hf_shapes(cfg), source)
     flat = _FROM_HF[arch](tensors, cfg)
     return unflatten({name: from_numpy(a, cfg.dtype) for name, a in flat.items()}), cfg

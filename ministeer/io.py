@@ -16,7 +16,8 @@ Every write goes to a temporary file in the same folder, is fsynced and then ren
 the target, so a crash never leaves a half-written file. ministeer's files carry a SHA-256
 of their data and metadata, checked on load. Every load error is a ``CheckpointError``
 that names the file and, where it applies, the tensor. What is promised, in one page:
-docs/guarantees.md. Checked in ``tests/test_io.py`` and ``tests/test_reliability.py``.
+docs/guarantees.md. Checked in ``tests/test_io.py``, ``tests/test_loads.py`` (sizes before
+memory) and ``tests/test_reliability.py``.
 """
 import glob
 import hashlib
@@ -24,6 +25,7 @@ import json
 import math
 import os
 import secrets
+import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -181,7 +183,8 @@ def read_safetensors(path):
     if not isinstance(header, dict):
         raise CheckpointError(f"{where}: corrupt safetensors header (a JSON {type(header).__name__}, not an object)")
     body = memoryview(data)[8 + n:]
-    metadata = header.pop(_META_KEY, None) or {}
+    metadata = header.pop(_META_KEY, None)
+    metadata = {} if metadata is None else metadata  # absent or null: none; 0, "" or [] are corrupt
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CheckpointError(f"{where}: __metadata__ must map strings to strings, got {metadata!r:.200}")
     arrays, ranges = {}, []
@@ -271,6 +274,7 @@ def load_arrays(path, to_backend=True):
         if path.suffix == ".safetensors":
             arrays, outer = read_safetensors(path)
         elif path.suffix == ".npz":
+            check_npz_sizes(path)  # before anything is decompressed
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files if k != _META_KEY}
                 outer = json.loads(bytes(f[_META_KEY]).decode()) if _META_KEY in f.files else {}
@@ -311,20 +315,76 @@ def _verified_metadata(outer, arrays, source):
     return meta
 
 
+# ---------------------------------------------------------------- .npz: sizes before data
+# A member's .npy header (shape, dtype) is read from its first bytes; the data is only
+# decompressed once every header fits the bytes the file holds.
+
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+_MAX_INFLATION, _INFLATION_SLACK = 100, 1 << 24  # a deflated member expands at most 100x, plus 16 MiB
+
+
+def check_npz_sizes(path):
+    """Refuse an ``.npz`` whose members claim more bytes than they hold, from the headers alone.
+
+    Each member's declared array size (shape x itemsize) must fit its uncompressed size, and
+    a compressed member may expand at most ``_MAX_INFLATION`` times (plus ``_INFLATION_SLACK``):
+    a decompression bomb is refused before it is decompressed. ministeer writes ``.npz``
+    uncompressed, so its own files are never near the limit.
+    """
+    where = repr(str(path))
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            name = info.filename
+            if info.file_size > _MAX_INFLATION * info.compress_size + _INFLATION_SLACK:
+                raise CheckpointError(f"{where}: member {name!r} declares {info.file_size} bytes uncompressed from "
+                                      f"{info.compress_size} compressed (more than {_MAX_INFLATION}x: a "
+                                      "decompression bomb or a corrupt file)")
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in _NPY_HEADERS:
+                    raise CheckpointError(f"{where}: member {name!r} has .npy format version {version}; "
+                                          f"readable: {sorted(_NPY_HEADERS)}")
+                shape, _, dtype = _NPY_HEADERS[version](f)
+            declared = math.prod(shape) * dtype.itemsize
+            if dtype.hasobject or min(shape, default=0) < 0 or declared > info.file_size:
+                raise CheckpointError(f"{where}: member {name!r} declares shape {list(shape)} of {dtype} "
+                                      f"({declared} bytes) but holds {info.file_size} bytes (corrupt file)")
+
+
 # ---------------------------------------------------------------- a model: params + Config
 
 
+_LISTED = 5  # an error names this many tensors of each kind, then counts the rest
+
+
+def _first_few(names):
+    return f"{names[:_LISTED]}" + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+
+
 def check_arrays(arrays, expected, source):
-    """Raise a ``CheckpointError`` naming every missing, unexpected or mis-shaped tensor."""
+    """Raise a ``CheckpointError`` naming the missing, unexpected or mis-shaped tensors (a few of each, then a count)."""
     missing = sorted(set(expected) - set(arrays))
     extra = sorted(set(arrays) - set(expected))
     wrong = [f"{n}: {list(arrays[n].shape)} in file, expected {list(expected[n])}"
              for n in sorted(set(arrays) & set(expected)) if tuple(arrays[n].shape) != tuple(expected[n])]
-    problems = ([f"missing tensors: {missing}"] if missing else []) + \
-               ([f"unexpected tensors: {extra}"] if extra else []) + \
-               ([f"wrong shapes: {'; '.join(wrong)}"] if wrong else [])
+    more = f"; and {len(wrong) - _LISTED} more" if len(wrong) > _LISTED else ""
+    problems = ([f"missing tensors: {_first_few(missing)}"] if missing else []) + \
+               ([f"unexpected tensors: {_first_few(extra)}"] if extra else []) + \
+               ([f"wrong shapes: {'; '.join(wrong[:_LISTED])}{more}"] if wrong else [])
     if problems:
         raise CheckpointError(f"{source} does not match the config: " + " | ".join(problems))
+
+
+def check_layer_count(cfg, n_tensors, source, field="n_layers", shapes=param_shapes):
+    """Refuse a config whose layers alone need more tensors than the file holds.
+
+    Runs before ``shapes(cfg)`` lists every tensor, so a config claiming a million layers
+    costs two one- and two-layer listings, not a million-layer one.
+    """
+    per_layer = len(shapes(cfg.replace(n_layers=2))) - len(shapes(cfg.replace(n_layers=1)))
+    if cfg.n_layers * per_layer > n_tensors:
+        raise CheckpointError(f"{source}: config {field}={cfg.n_layers} needs at least {cfg.n_layers * per_layer} "
+                              f"tensors ({per_layer} per layer), but the file holds {n_tensors}")
 
 
 def config_from_dict(d, source):
@@ -354,6 +414,7 @@ def load_model(path):
         raise CheckpointError(f"{str(path)!r} has no model config in its metadata: not written by save_model "
                               "(for a Hugging Face folder use load_pretrained)")
     cfg = config_from_dict(meta["config"], repr(str(path)))
+    check_layer_count(cfg, len(arrays), repr(str(path)))
     check_arrays(arrays, param_shapes(cfg), repr(str(path)))
     wrong_dtype = sorted(n for n, a in arrays.items() if a.dtype != np.dtype(cfg.dtype))
     if wrong_dtype:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write
-from .usage import Parser, check_writable, existing_dir
+from .io import CheckpointError, atomic_write
 from .theory.claims import CLAIMS, Model, random_model, run_claim
+from .usage import Parser, UsageError, check_writable, existing_dir
 
 
 def _checkpoint_model(folder, seed, n_tokens):
@@ -88,7 +88,10 @@ def main(argv=()):
     if args.json:
         check_writable(args.json, "--json")
     start = time.perf_counter()
-    rows = verify(args.seed, args.model, args.claims)
+    try:
+        rows = verify(args.seed, args.model, args.claims)
+    except CheckpointError as err:  # a bad --model folder is the user's input: one line, exit 2
+        raise UsageError(f"--model: {err}") from None
     print(table(rows))
     failed = sorted({r["claim"] for r in rows if not r["passed"]})
     seconds = time.perf_counter() - start

@@ -45,6 +45,7 @@ AREAS = {
     "report": ["tests/test_results_page.py", "tests/test_experiments.py"],
     "exercises": ["tests/test_exercises.py"],
     "safety": ["tests/test_safety.py"],
+    "loading": ["tests/test_loads.py", "tests/test_io.py", "tests/test_hf.py"],
 }
 
 # (name, area, file, old text, new text, what the bug is)
@@ -259,6 +260,29 @@ MUTANTS = [
     ("table_written_in_place", "safety", "ministeer/experiments/report.py",
      'write_text_atomic(out / "table.md", table + "\\n")', '(out / "table.md").write_text(table + "\\n")',
      "table.md is written in place, not atomically"),
+    # ---------------------------------------------------------------- loading (sizes and config fields)
+    ("layer_count_unchecked", "loading", "ministeer/io.py",
+     "    check_layer_count(cfg, len(arrays), repr(str(path)))\n", "",
+     "a model file's claimed layers are listed before they are compared with the file"),
+    ("hf_layer_count_unchecked", "loading", "ministeer/hf.py",
+     "    check_layer_count(cfg, len(tensors), source, _LAYERS_FIELD[arch], expected_hf_shapes)\n", "",
+     "config.json's claimed layers are listed before they are compared with the file"),
+    ("npz_no_inflation_limit", "loading", "ministeer/io.py", "_MAX_INFLATION, _INFLATION_SLACK = 100, 1 << 24",
+     "_MAX_INFLATION, _INFLATION_SLACK = 100, 1 << 40", "an .npz decompression bomb is decompressed"),
+    ("npz_declared_unchecked", "loading", "ministeer/io.py", " or declared > info.file_size:", ":",
+     "an .npz member's header is trusted: its claimed shape is allocated"),
+    ("metadata_falsy_default", "loading", "ministeer/io.py",
+     "    metadata = {} if metadata is None else metadata", "    metadata = metadata or {}",
+     "a safetensors __metadata__ of 0 or \"\" is read as none"),
+    ("schema_bool_is_int", "loading", "ministeer/hf.py", "    return isinstance(v, int) and not isinstance(v, bool)",
+     "    return isinstance(v, int)", "config.json's true is read as the size 1"),
+    ("schema_skips_nested", "loading", "ministeer/hf.py",
+     "value = value.get(inner) if isinstance(value, dict) else None", "value = None",
+     "rope_parameters' own fields go unchecked"),
+    ("listed_all", "loading", "ministeer/io.py", "_LISTED = 5  #", "_LISTED = 10 ** 9  #",
+     "a mismatch error lists every tensor"),
+    ("hf_shapes_untransposed", "loading", "ministeer/hf.py", "shapes[ours][::-1] if t else shapes[ours]",
+     "shapes[ours]", "GPT-2's Conv1D weights expected [out, in]"),
 ]
 
 
