@@ -2,7 +2,7 @@
 
 With ``--model DIR`` it loads a Hugging Face folder you have on disk (``config.json`` +
 ``model.safetensors``, a ``LlamaForCausalLM`` or ``GPT2LMHeadModel``; no network, no
-pickle) with ``ministeer.hf.load_pretrained``. Without it, it first writes a tiny
+pickle) with ``ministeer.io.hf.load_pretrained``. Without it, it first writes a tiny
 Llama-style folder with ``save_pretrained`` into a temporary directory, so the example
 runs anywhere. Then it checks the claims on fresh random models and on the checkpoint,
 and prints the table ``ministeer verify --model DIR`` prints.
@@ -15,7 +15,7 @@ import numpy as np
 
 from _common import parser
 from ministeer import Config, forward, init_params
-from ministeer.hf import load_pretrained, save_pretrained
+from ministeer.io.hf import load_pretrained, save_pretrained
 from ministeer.verify import table, verify
 
 

@@ -6,8 +6,7 @@ Activation Shifts: A Principled Framework for Steering" (ICML 2026, arXiv 2603.0
 from .backend import from_numpy, get_backend, set_backend, to_numpy, use_backend
 from .model import Config, forward, init_params, loss_fn, run_with_cache
 from .generate import generate
-from .hf import load_pretrained, save_pretrained
-from .io import load_model, save_model
+from .io import load_model, load_pretrained, save_model, save_pretrained
 from .sites import site_name, site_names
 from .train import fit
 

@@ -8,7 +8,7 @@ then ``forward`` and the four functions it is made of.
 Parameters are a nested dict whose dotted paths are Hugging Face Llama names
 (``model.layers.0.self_attn.q_proj.weight``), weights in HF's ``[out, in]`` layout,
 so ``y = x @ W.T`` and the math reads ``y = W x``. GPT-2 checkpoints load by the
-renaming in ``ministeer/hf.py``.
+renaming in ``ministeer/io/hf.py``.
 
 Every activation passes through ``site(x, name)``, where hooks may replace it.
 The names and shapes are listed in ``ministeer/sites.py``.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from autograd import value_and_grad
 
 from .backend import raw, to_numpy
-from .checkpoints import load_state, resolve_resume, save_state
+from .io.state import load_state, resolve_resume, save_state
 from .tree import named_leaves, tree_leaves, tree_map, tree_with_leaves
 
 
@@ -310,7 +310,7 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
     callback  -- ``(step, loss, trainable)`` called after every step.
     checkpoint_dir, checkpoint_every, keep -- write a training-state checkpoint to
                  ``checkpoint_dir/step-<n>.safetensors`` every ``checkpoint_every`` steps and
-                 after the last one, keeping the newest ``keep`` (``ministeer.checkpoints``).
+                 after the last one, keeping the newest ``keep`` (``ministeer.io.state``).
     resume    -- a checkpoint file, or a folder (its newest), to continue from; ``True``: the
                  newest in ``checkpoint_dir`` if there is one, else start afresh. The
                  continued run is bitwise the uninterrupted one.

@@ -10,7 +10,7 @@ fail. The source is the claim's provenance (the paper, the authors' blog, the of
 code, or derived here; see docs/index.md).
 
 and exits 1 if any claim fails. ``--model DIR`` also runs the model-dependent claims
-on a local Hugging Face checkpoint (``ministeer.hf.load_pretrained``); ``--json PATH``
+on a local Hugging Face checkpoint (``ministeer.io.hf.load_pretrained``); ``--json PATH``
 writes the same table as JSON.
 """
 import json
@@ -27,7 +27,7 @@ from .usage import Parser, UsageError, check_writable, existing_dir
 
 
 def _checkpoint_model(folder, seed, n_tokens):
-    from .hf import load_pretrained
+    from .io.hf import load_pretrained
     params, cfg = load_pretrained(folder)
     rng = np.random.default_rng(seed)
     tokens = rng.integers(0, cfg.vocab_size, (1, min(n_tokens, cfg.n_ctx)))

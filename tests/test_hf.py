@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from ministeer.hf import load_pretrained, save_pretrained
+from ministeer.io.hf import load_pretrained, save_pretrained
 from ministeer.io import CheckpointError, save_arrays
 from ministeer.model import Config, forward, init_params
 from ministeer.tree import flatten, named_leaves
@@ -238,16 +238,16 @@ def test_a_crash_between_the_two_renames_is_detected_not_loaded(tmp_path, monkey
     """Rejects per-file atomicity alone: killed between the weights' rename and config.json's,
     a re-save used to leave new weights beside the old config, and load_pretrained loaded the
     mixture. The config written last records the weights' digest."""
-    import ministeer.hf
+    import ministeer.io.hf
     cfg = Config.llama(n_layers=1)
     old, new = init_params(cfg, 0), init_params(cfg, 1)
     save_pretrained(tmp_path, old, cfg)
-    real = ministeer.hf.atomic_write
+    real = ministeer.io.hf.atomic_write
     def killed_before_config(path, write):
         if Path(path).name == "config.json":
             raise KeyboardInterrupt("killed between the two renames")
         real(path, write)
-    monkeypatch.setattr(ministeer.hf, "atomic_write", killed_before_config)
+    monkeypatch.setattr(ministeer.io.hf, "atomic_write", killed_before_config)
     with pytest.raises(KeyboardInterrupt):
         save_pretrained(tmp_path, new, cfg.replace(rope_theta=500.0))
     monkeypatch.undo()

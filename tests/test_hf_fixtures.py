@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ministeer.hf import load_pretrained
+from ministeer.io.hf import load_pretrained
 from ministeer.model import forward
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -108,11 +108,11 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     path = tmp_path / ("model" + suffix)
     save_model(path, init_params(cfg, 0), cfg)
     before = path.read_bytes()
-    import ministeer.io
+    import ministeer.io.arrays
     if suffix == ".safetensors":
-        monkeypatch.setattr(ministeer.io, "write_safetensors", _fail_midway)
+        monkeypatch.setattr(ministeer.io.arrays, "write_safetensors", _fail_midway)
     else:
-        monkeypatch.setattr(ministeer.io.np, "savez", lambda f, **arrays: (f.write(b"partial"), _fail_midway(
+        monkeypatch.setattr(ministeer.io.arrays.np, "savez", lambda f, **arrays: (f.write(b"partial"), _fail_midway(
             f.name))[1])
     with pytest.raises(OSError, match="disk full"):
         save_model(path, init_params(cfg, 1), cfg)
@@ -358,10 +358,10 @@ def test_stale_temporaries_of_the_same_target_are_removed(tmp_path):
 def test_files_respect_the_umask_and_are_fsynced(tmp_path, monkeypatch):
     """Rejects mkstemp's 0600 (other users could not read a shared checkpoint) and a save that
     never fsyncs the file and its folder (a power cut could lose a finished save)."""
-    import ministeer.io
+    import ministeer.io.atomic
     synced = []
     real_fsync = os.fsync
-    monkeypatch.setattr(ministeer.io.os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_mode), real_fsync(fd)))
+    monkeypatch.setattr(ministeer.io.atomic.os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_mode), real_fsync(fd)))
     old = os.umask(0o027)
     try:
         save_arrays(tmp_path / "x.npz", {"w": np.zeros(2)})

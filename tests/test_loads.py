@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ministeer.hf import CONFIG_DIGEST, WEIGHTS_DIGEST, _config_sha256, _file_sha256, expected_hf_shapes, \
+from ministeer.io.hf import CONFIG_DIGEST, WEIGHTS_DIGEST, _config_sha256, _file_sha256, expected_hf_shapes, \
     load_pretrained, _TO_HF, _fitting_architecture
-from ministeer.io import CheckpointError, load_arrays, load_model, read_safetensors, save_arrays, \
+from ministeer.io.arrays import CheckpointError, load_arrays, load_model, read_safetensors, save_arrays, \
     write_safetensors
 from ministeer.model import Config, init_params
 from ministeer.tree import flatten

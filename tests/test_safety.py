@@ -270,7 +270,7 @@ def test_a_second_pretrain_into_a_locked_folder_is_refused(tmp_path, capsys):
 WRITERS = {"write_text", "write_bytes", "savefig", "tofile", "save", "savez", "savez_compressed", "dump"}
 # (module, function) allowed to write outside atomic_write, and why:
 ALLOWED = {
-    ("ministeer/io.py", "write_safetensors"): "writes only the temporary that atomic_write hands to save_arrays",
+    ("ministeer/io/arrays.py", "write_safetensors"): "writes only the temporary that atomic_write hands to save_arrays",
     ("ministeer/experiments/runlog.py", "append_record"): "the append-only run log: fsynced line by line; a "
                                                            "crash can cut only its last line, which read_log skips",
 }

@@ -337,7 +337,7 @@ def test_ten_plus_ten_steps_equal_twenty_bitwise(tmp_path, data):
 def test_checkpoints_keep_the_newest_k_and_resume_refuses_another_run(tmp_path):
     """Rejects keeping every checkpoint, and silently continuing a run under other settings,
     another trainable tree, or from a file that is not a training state."""
-    from ministeer.checkpoints import list_checkpoints
+    from ministeer.io.state import list_checkpoints
     from ministeer.io import CheckpointError, save_arrays
     objective = lambda w, b: anp.sum((w["a"] - b) ** 2)
     start = {"a": np.zeros(3)}

@@ -63,7 +63,7 @@ def test_missing_checkpoint_folder_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("preset", ["llama", "gpt2"])
 def test_verify_runs_on_a_saved_checkpoint(tmp_path, preset):
-    from ministeer.hf import save_pretrained
+    from ministeer.io.hf import save_pretrained
     model = claims.random_model(preset, 11)
     save_pretrained(tmp_path / "ckpt", model.params, model.cfg)
     rows = verify.verify(seed=2, model_dir=str(tmp_path / "ckpt"), claims=[1, 4, 10, 15])

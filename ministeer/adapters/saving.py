@@ -1,57 +1,31 @@
-"""Save and load a set of adapters: arrays plus their JSON specs, in one atomic file.
+"""Save and load a set of adapters (``io.adapters`` holds the file format).
 
-Array keys read like PEFT's (``lora/model.layers.0.self_attn.q_proj/lora_A``); the metadata
-stores each adapter's spec and the exact path of every array, so the pytree is rebuilt
-exactly (list indices stay ints). Uses ``ministeer.io.save_arrays`` (``.safetensors`` or
-``.npz``, no pickle). Bitwise round trip: tests/test_adapters_io.py.
+Saving refuses an adapter whose arrays disagree with its own spec (fully checked against
+``cfg`` when given, else its rank); loading checks the same, so a file edited by hand or
+written for another model is a ``CheckpointError`` naming the adapter and the array.
 """
-from ..io import CheckpointError, load_arrays, save_arrays
-from ..tree import from_paths, leaf_paths
+from ..io.adapters import load_adapter_file, save_adapter_file
+from ..io.arrays import CheckpointError
+from ..tree import leaf_paths
 from .core import Adapter, as_adapters, check_adapter
-
-FORMAT = "ministeer-adapters/1"
-
-
-def _key(name, path):
-    return "/".join([name, *map(str, path)])
 
 
 def save_adapters(path, adapters, cfg=None):
-    """Write ``{name: Adapter}`` (or one Adapter / a list) to ``path`` (.safetensors or .npz).
-
-    An adapter whose arrays disagree with its own spec is refused (checked fully against
-    ``cfg`` when given, else its rank).
-    """
-    arrays, meta = {}, {"format": FORMAT, "adapters": {}, "order": list(as_adapters(adapters))}
-    for name, a in as_adapters(adapters).items():
-        if "/" in name:
-            raise ValueError(f"adapter name {name!r} must not contain '/'")
+    """Write ``{name: Adapter}`` (or one Adapter / a list) to ``path`` (.safetensors or .npz)."""
+    adapters = as_adapters(adapters)
+    for name, a in adapters.items():
         _check(name, a, cfg, ValueError)
-        leaves = leaf_paths(a.params)
-        arrays.update({_key(name, p): leaf for p, leaf in leaves})
-        meta["adapters"][name] = {"spec": a.spec, "paths": [list(p) for p, _ in leaves]}
-    save_arrays(path, arrays, meta)
+    save_adapter_file(path, {name: (a.spec, a.params) for name, a in adapters.items()})
 
 
 def load_adapters(path, cfg=None):
-    """``{name: Adapter}`` as saved. A ``CheckpointError`` for a file that holds no adapters, a
-    missing array, or arrays that disagree with their spec (with ``cfg``: with the model too)."""
-    arrays, meta = load_arrays(path)
-    where = repr(str(path))
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{where} is not an adapter file (format {meta.get('format')!r}, "
-                              f"expected {FORMAT!r})")
-    out = {}
-    try:
-        for name in meta["order"]:  # hook order matters; the JSON header sorts dict keys
-            entry = meta["adapters"][name]
-            missing = [_key(name, p) for p in entry["paths"] if _key(name, p) not in arrays]
-            if missing:
-                raise CheckpointError(f"{where}: adapter {name!r} lacks arrays {missing[:5]}")
-            out[name] = Adapter(entry["spec"], from_paths((tuple(p), arrays[_key(name, p)]) for p in entry["paths"]))
-            _check(name, out[name], cfg, CheckpointError, where + ": ")
-    except (KeyError, TypeError) as err:
-        raise CheckpointError(f"{where}: damaged adapter metadata ({type(err).__name__}: {err})") from None
+    """``{name: Adapter}`` as saved; with ``cfg``, every array is checked against the model too."""
+    out = {name: Adapter(spec, params) for name, (spec, params) in load_adapter_file(path).items()}
+    for name, a in out.items():
+        try:
+            _check(name, a, cfg, CheckpointError, repr(str(path)) + ": ")
+        except (KeyError, TypeError) as err:
+            raise CheckpointError(f"{str(path)!r}: damaged adapter metadata ({type(err).__name__}: {err})") from None
     return out
 
 

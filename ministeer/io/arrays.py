@@ -1,4 +1,4 @@
-"""Safe saving and loading: named arrays plus JSON metadata, written atomically, read without pickle.
+"""Named arrays plus JSON metadata, written atomically (``atomic.py``), read without pickle.
 
 Three layers, each built on the one above it:
 
@@ -9,113 +9,38 @@ Three layers, each built on the one above it:
   checkpoints. ``.npz`` is read with ``allow_pickle=False``; its metadata is a JSON
   string stored as a uint8 array under ``__metadata__``.
 * ``save_model`` / ``load_model``: a parameter tree and its ``Config`` (as JSON metadata).
-* ``hf.load_pretrained`` / ``hf.save_pretrained`` build on these for a local Hugging Face
+* ``io.hf.load_pretrained`` / ``io.hf.save_pretrained`` build on these for a local Hugging Face
   folder (``config.json`` + ``model.safetensors``), ``LlamaForCausalLM`` and ``GPT2LMHeadModel``.
 
-Every write goes to a temporary file in the same folder, is fsynced and then renamed over
-the target, so a crash never leaves a half-written file. ministeer's files carry a SHA-256
+Every write goes through ``atomic.atomic_write``, so a crash never leaves a half-written file. ministeer's files carry a SHA-256
 of their data and metadata, checked on load. Every load error is a ``CheckpointError``
 that names the file and, where it applies, the tensor. What is promised, in one page:
 docs/guarantees.md. Checked in ``tests/test_io.py``, ``tests/test_loads.py`` (sizes before
 memory) and ``tests/test_reliability.py``.
 """
-import glob
 import hashlib
 import json
 import math
 import os
-import secrets
 import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np  # host side: checkpoints live on the host
 
-from .backend import from_numpy, to_numpy
-from .model import Config, param_shapes
-from .tree import flatten, unflatten
+from ..backend import from_numpy, to_numpy
+from ..model import Config, param_shapes
+from ..tree import flatten, unflatten
+from .atomic import atomic_write
 
 _META_KEY = "__metadata__"
+# One scheme for the format tags: "ministeer.<what>/<version>" (io.state, io.adapters too). A model
+# file is recognised by its config, so files tagged "ministeer.model" (the shipped base) still load.
+MODEL_FORMAT = "ministeer.model/1"
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, or does not match what was asked for."""
-
-# ---------------------------------------------------------------- atomic, durable writes
-
-
-def atomic_write(path, write):
-    """Run ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash at any moment leaves either the old file or the new one, never a mixture. The
-    file is fsynced before the rename and the folder after it, so a finished save survives
-    a power cut. The temporary is created with the usual permissions (``0o666`` minus the
-    umask, like ``open``), and temporaries left by a killed save of the same target are
-    removed first (their names carry the writer's process id).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0o666 & ~umask
-    try:
-        write(str(tmp))
-        _fsync(tmp)
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-    _fsync(path.parent)  # the rename itself is durable once the folder entry is on disk
-
-
-def write_text_atomic(path, text):
-    """Write ``text`` (UTF-8) to ``path`` through ``atomic_write``: results, tables, cards, JSON."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def write_json_atomic(path, obj, **dumps):
-    """``json.dumps(obj, **dumps)`` plus a newline, written through ``atomic_write``."""
-    write_text_atomic(path, json.dumps(obj, **dumps) + "\n")
-
-
-def _fsync(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # folders cannot be opened on Windows: nothing to sync there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on folders
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temporaries(path):
-    """Delete ``.<name>.<pid>.<random>.tmp`` files of ``path`` whose writing process is gone."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        return
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2:].split(".")[0]
-        if not (pid.isdigit() and _alive(int(pid))):
-            try:
-                tmp.unlink()
-            except OSError:
-                pass  # another process cleaned it first
-
-
-def _alive(pid):
-    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would terminate the process
-        return True  # a save in progress in another thread of this process
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists but belongs to someone else, or we cannot tell: leave it
-    return True
 
 # ---------------------------------------------------------------- safetensors, in NumPy
 # file = u64 little-endian n | n bytes of JSON header | data bytes
@@ -404,7 +329,7 @@ def config_from_dict(d, source):
 def save_model(path, params, cfg):
     """Save a parameter tree and its ``Config`` (JSON metadata) to ``.safetensors`` or ``.npz``."""
     check_arrays(flatten(params), param_shapes(cfg), "params")
-    save_arrays(path, flatten(params), metadata={"format": "ministeer.model", "config": asdict(cfg)})
+    save_arrays(path, flatten(params), metadata={"format": MODEL_FORMAT, "config": asdict(cfg)})
 
 
 def load_model(path):

@@ -8,7 +8,7 @@ A checkpoint after ``n`` finished steps holds
 * the losses so far, the optimizer settings, and ``run``, the caller's JSON description of
   what is trained (a method spec, seeds): resuming with different ones is refused.
 
-It is one ``.safetensors`` file written by ``io.save_arrays``: atomic, fsynced, pickle-free,
+It is one ``.safetensors`` file written by ``arrays.save_arrays``: atomic, fsynced, pickle-free,
 with a SHA-256 verified on load. Files are named ``step-00000100.safetensors`` in a folder;
 the newest ``keep`` are kept. What resume promises: docs/guarantees.md.
 """
@@ -16,8 +16,8 @@ import json
 import re
 from pathlib import Path
 
-from .io import CheckpointError, load_arrays, save_arrays
-from .tree import leaf_paths, tree_with_leaves
+from ..tree import leaf_paths, tree_with_leaves
+from .arrays import CheckpointError, load_arrays, save_arrays
 
 FORMAT = "ministeer.train_state/1"
 _NAME = re.compile(r"step-(\d{8})\.safetensors")

@@ -27,10 +27,11 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np  # host side: checkpoints live on the host
 
-from .backend import from_numpy, to_numpy
-from .io import CheckpointError, atomic_write, check_arrays, check_layer_count, read_safetensors, write_safetensors
-from .model import param_shapes
-from .tree import flatten, unflatten
+from ..backend import from_numpy, to_numpy
+from ..model import param_shapes
+from ..tree import flatten, unflatten
+from .arrays import CheckpointError, check_arrays, check_layer_count, read_safetensors, write_safetensors
+from .atomic import atomic_write
 
 ARCHITECTURES = ("LlamaForCausalLM", "GPT2LMHeadModel")
 
@@ -113,7 +114,7 @@ def _refuse_unsupported(hf, source):
 
 
 def _llama_config(hf, dtype, tied, source):
-    from .model import Config
+    from ..model import Config
     get = lambda key: _require(hf, key, source)
     if hf.get("hidden_act", "silu") != "silu":
         _refuse(source, f"hidden_act={hf['hidden_act']!r} (expected 'silu')")
@@ -130,7 +131,7 @@ def _llama_config(hf, dtype, tied, source):
 
 
 def _gpt2_config(hf, dtype, tied, source):
-    from .model import Config
+    from ..model import Config
     get = lambda key: _require(hf, key, source)
     if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
         _refuse(source, f"activation_function={hf['activation_function']!r} (expected the tanh GELU 'gelu_new')")
