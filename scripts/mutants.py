@@ -43,6 +43,16 @@ AREAS = {
     "train": ["tests/test_train_decay_schedule.py", "tests/test_train.py", "tests/test_adamw.py"],
     "tasks": ["tests/test_extract.py", "tests/test_tasks.py", "tests/test_evaluate.py", "tests/test_experiments.py"],
     "report": ["tests/test_results_page.py", "tests/test_experiments.py"],
+    # the newer methods and options: each area's own tests first, then the files they extend
+    "heads": ["tests/test_adapters_head_options.py", "tests/test_adapters_lofit_jola.py"],
+    "reft_joint": ["tests/test_adapters_reft_joint_options.py", "tests/test_adapters_reft.py",
+                   "tests/test_adapters_joint.py", "tests/test_adapters_fold.py"],
+    "positions": ["tests/test_positions.py", "tests/test_adapters_core.py", "tests/test_adapters_reft.py"],
+    "checkpoints": ["tests/test_resume.py", "tests/test_train.py", "tests/test_io.py"],
+    "compare": ["tests/test_compare_runs.py"],
+    "gates": ["tests/test_gates.py"],
+    "evaluate": ["tests/test_evaluate_options.py", "tests/test_evaluate.py"],
+    "count": ["tests/test_adapters_count.py"],
 }
 
 # (name, area, file, old text, new text, what the bug is)
@@ -212,6 +222,35 @@ MUTANTS = [
      "predicted[b, n - 1:n - 2 + len(a)] == buf[b, n:n - 1 + len(a)]", "forced exact match never checks the <eos>"),
     ("forced_prompt_lengths", "tasks", "ministeer/tasks/evaluate.py", "logits_fn(buf, lengths)",
      "logits_fn(buf, lengths + 1)", "forced pass gives adapters the wrong prompt lengths"),
+    # ---------------------------------------------------------------- LoFiT and JoLA
+    ("select_lr", "heads", "ministeer/adapters/lofit.py", "lr=lr / 20 if select_lr is None else select_lr",
+     "lr=lr if select_lr is None else select_lr", "LoFiT's head selection trains at lr, not the default lr / 20"),
+    ("lofit_rows", "heads", "ministeer/adapters/lofit.py", 'heads = select_heads(head_norms(scale), spec["k"], rows)',
+     'heads = select_heads(head_norms(scale), spec["k"])',
+     "with layers=[...], the norm rows are read as layers 0..n-1: the wrong heads are kept"),
+    ("select_lr_ignored", "heads", "ministeer/adapters/lofit.py", "lr=lr / 20 if select_lr is None else select_lr",
+     "lr=lr / 20", "LoFiT's select_lr is ignored"),
+    ("lofit_l1_default", "heads", "ministeer/adapters/lofit.py", "dict(layers=None, l1=5e-3, init_std=1e-3",
+     "dict(layers=None, l1=5e-4, init_std=1e-3", "LoFiT's L1 default changed"),
+    ("lofit_keeps_scales", "heads", "ministeer/adapters/lofit.py", "    return with_trainable(offsets, result.params), result\n",
+     "    return {**with_trainable(offsets, result.params), **({} if selection is None else {\"scale\": scale})}, result\n",
+     "LoFiT returns step 1's scaling vectors beside the offsets"),
+    ("jola_noise_shared", "heads", "ministeer/adapters/jola.py",
+     '"u1": (1 - 2 * e) * rng.random(cfg.n_heads) + e,',
+     '"u1": (1 - 2 * e) * np.full(cfg.n_heads, rng.random()) + e,',
+     "one gate-noise draw shared by every head of a layer"),
+    ("jola_schedule_frozen", "heads", "ministeer/adapters/core.py",
+     "value = value + kinds[name].penalty(cfg, a.spec, a.params, step)",
+     "value = value + kinds[name].penalty(cfg, a.spec, a.params, 0)",
+     "the penalty always sees step 0: JoLA's lam_t never decays"),
+    ("jola_schedule_from_one", "heads", "ministeer/adapters/jola.py",
+     'np.exp(-spec["gate_decay"] * step)', 'np.exp(-spec["gate_decay"] * (step + 1))',
+     "JoLA's lam_t counted from step 1: 0.1 e^-0.01 at the first step"),
+    ("jola_u2_noiseless", "heads", "ministeer/adapters/jola.py",
+     '"u2": (1 - 2 * e) * rng.random(cfg.n_heads) + e}',
+     '"u2": np.full(cfg.n_heads, 0.5)}', "JoLA's second gate trained without noise (u = 1/2)"),
+    ("resume_count_ignored", "heads", "ministeer/adapters/core.py", "        calls = itertools.count(step)\n",
+     "        calls = itertools.count(0)\n", "a resumed objective restarts its step count: other noise, other lam_t"),
 ]
 
 
