@@ -251,6 +251,19 @@ MUTANTS = [
      '"u2": np.full(cfg.n_heads, 0.5)}', "JoLA's second gate trained without noise (u = 1/2)"),
     ("resume_count_ignored", "heads", "ministeer/adapters/core.py", "        calls = itertools.count(step)\n",
      "        calls = itertools.count(0)\n", "a resumed objective restarts its step count: other noise, other lam_t"),
+    # ---------------------------------------------------------------- ReFT variants and the joint modes
+    ("direft_affine", "reft_joint", "ministeer/adapters/reft.py", '    return R.T, p["W"], p["b"] @ R\n',
+     '    return R.T, p["W"] - R, p["b"] @ R\n', "DiReFT's affine form (the one fold uses) copied from LoReFT: W - R"),
+    ("direft_width", "reft_joint", "ministeer/adapters/reft.py", 'if too_wide and spec["kind"] in ORTHONORMAL:',
+     'if too_wide and spec["kind"] == "loreft":', "r > d refused for LoReFT only: an orthonormal DiReFT with r > d builds"),
+    ("nodireft_affine_no_bias", "reft_joint", "ministeer/adapters/reft.py",
+     'affine=lambda spec, p: (p["R"].T, p["W"], p["b"] @ p["R"])', 'affine=lambda spec, p: (p["R"].T, p["W"], None)',
+     "NoDiReFT's affine form drops the bias R^T b"),
+    ("joint_official_basis", "reft_joint", "ministeer/adapters/joint.py",
+     'mode, basis = OFFICIAL["side"], OFFICIAL["basis"]', 'mode = OFFICIAL["side"]',
+     'project_joint(mode="official") keeps the caller\'s basis, not the official full-r basis'),
+    ("joint_rank_no_tolerance", "reft_joint", "ministeer/adapters/joint.py", "return U[:, : int((S > tol).sum())]",
+     "return U[:, : int((S > 0).sum())]", "the rank basis counts rounding-level singular values as directions"),
 ]
 
 
