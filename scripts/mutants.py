@@ -264,6 +264,17 @@ MUTANTS = [
      'project_joint(mode="official") keeps the caller\'s basis, not the official full-r basis'),
     ("joint_rank_no_tolerance", "reft_joint", "ministeer/adapters/joint.py", "return U[:, : int((S > tol).sum())]",
      "return U[:, : int((S > 0).sum())]", "the rank basis counts rounding-level singular values as directions"),
+    # ---------------------------------------------------------------- positions
+    ("first_unclamped", "positions", "ministeer/adapters/positions.py", "chosen = (t < raw.minimum(first, P)) |",
+     "chosen = (t < first) |", "pyreft's f<k> not clamped to the prompt: f7 on a short prompt edits completion tokens"),
+    ("prompt_length_uncut", "positions", "ministeer/adapters/positions.py", "        P = raw.minimum(P, n_pos)\n", "",
+     "a prompt longer than the input is not cut to it: l<k> edits nothing"),
+    ("negative_positions_unwrapped", "positions", "ministeer/adapters/positions.py",
+     "hit = (t == as_backend_array(arr % n_pos)[:, None])", "hit = (t == as_backend_array(arr)[:, None])",
+     "negative int positions edit nothing"),
+    ("no_completion_prompt_zero", "positions", "ministeer/adapters/positions.py",
+     "raw.argmax(m, axis=1), m.shape[1])", "raw.argmax(m, axis=1), 0)",
+     "a row with no supervised token gets prompt length 0, not T"),
 ]
 
 
