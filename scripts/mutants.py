@@ -275,6 +275,24 @@ MUTANTS = [
     ("no_completion_prompt_zero", "positions", "ministeer/adapters/positions.py",
      "raw.argmax(m, axis=1), m.shape[1])", "raw.argmax(m, axis=1), 0)",
      "a row with no supervised token gets prompt length 0, not T"),
+    # ---------------------------------------------------------------- checkpoints, io and train resume
+    ("ckpt_oldest", "checkpoints", "ministeer/checkpoints.py", "        found = latest_checkpoint(resume)\n",
+     "        found = next((p for _, p in list_checkpoints(resume)), None)\n",
+     "resume=folder continues from the oldest kept checkpoint instead of the newest"),
+    ("latest_is_oldest", "checkpoints", "ministeer/checkpoints.py", "return found[-1][1] if found else None",
+     "return found[0][1] if found else None", "resume=True continues from the oldest kept checkpoint"),
+    ("ckpt_by_mtime", "checkpoints", "ministeer/checkpoints.py", "    return sorted(found)\n",
+     "    return sorted(found, key=lambda sp: sp[1].stat().st_mtime_ns)\n",
+     "checkpoints ordered by file age, not by step"),
+    ("resume_file_to_newest", "checkpoints", "ministeer/checkpoints.py", "    return resume\n",
+     "    return latest_checkpoint(resume.parent)\n", "resume=<file> continues from the folder's newest instead"),
+    ("run_without_seed", "checkpoints", "ministeer/adapters/methods.py",
+     '"seed": seed, "intervene_last": intervene_last}', '"intervene_last": intervene_last}',
+     "a checkpoint's run leaves out the seed: a resume under another seed is accepted"),
+    ("digest_no_shape", "checkpoints", "ministeer/io.py", "h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())",
+     "h.update(json.dumps([name, a.dtype.str]).encode())", "the file digest ignores tensor shapes"),
+    ("digest_no_name", "checkpoints", "ministeer/io.py", "h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())",
+     "h.update(json.dumps([a.dtype.str, list(a.shape)]).encode())", "the file digest ignores tensor names"),
 ]
 
 
