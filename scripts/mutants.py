@@ -293,6 +293,28 @@ MUTANTS = [
      "h.update(json.dumps([name, a.dtype.str]).encode())", "the file digest ignores tensor shapes"),
     ("digest_no_name", "checkpoints", "ministeer/io.py", "h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())",
      "h.update(json.dumps([a.dtype.str, list(a.shape)]).encode())", "the file digest ignores tensor names"),
+    # ---------------------------------------------------------------- compare: signature, seeds, draws
+    ("signature_no_data_seed", "compare", "ministeer/experiments/compare.py",
+     'if k not in ("methods", "tasks", "seeds")}', 'if k not in ("methods", "tasks", "seeds", "data_seed")}',
+     "the signature leaves out the data seed: a resume reuses runs on other problems"),
+    ("signature_no_steps", "compare", "ministeer/experiments/compare.py",
+     'if k not in ("methods", "tasks", "seeds")}', 'if k not in ("methods", "tasks", "seeds", "steps")}',
+     "the signature leaves out the steps: a resume reuses runs trained for another number of steps"),
+    ("draw_ignores_seed", "compare", "ministeer/experiments/compare.py", "    draw = s.data_seed + seed\n",
+     "    draw = s.data_seed\n", "every seed trains and is scored on the same problems"),
+    ("val_follows_seed", "compare", "ministeer/experiments/compare.py", 's.data_seed if split == "val" else draw)',
+     "draw)", "the validation draw follows the run's seed"),
+    ("batches_ignore_seed", "compare", "ministeer/experiments/compare.py",
+     "batch_sampler(train, s.batch_size, seed=seed)", "batch_sampler(train, s.batch_size, seed=0)",
+     "every seed sees the batches in the same order"),
+    ("train_ignores_seed", "compare", "ministeer/experiments/compare.py", "steps=s.steps, lr=lr, seed=seed, clip=s.clip)",
+     "steps=s.steps, lr=lr, seed=0, clip=s.clip)", "every seed starts from the same adapter init"),
+    ("base_one_draw", "compare", "ministeer/experiments/compare.py",
+     "_examples(task, \"test\", settings.n_test, settings.data_seed + seed)",
+     "_examples(task, \"test\", settings.n_test, settings.data_seed)", "the base is scored on one test draw only"),
+    ("job_key_no_split", "compare", "ministeer/experiments/compare.py",
+     'float(r["lr"]), r.get("split", "test"))', 'float(r["lr"]))',
+     "a resume reuses a sweep's validation run as a test run"),
 ]
 
 
