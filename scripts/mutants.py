@@ -49,8 +49,8 @@ AREAS = {
                    "tests/test_adapters_joint.py", "tests/test_adapters_fold.py"],
     "positions": ["tests/test_positions.py", "tests/test_adapters_core.py", "tests/test_adapters_reft.py"],
     "checkpoints": ["tests/test_resume.py", "tests/test_train.py", "tests/test_io.py"],
-    "compare": ["tests/test_compare_runs.py"],
-    "gates": ["tests/test_gates.py"],
+    "compare": ["tests/test_compare_runs.py", "tests/test_experiments.py"],
+    "gates": ["tests/test_gates.py", "tests/test_experiments.py"],
     "evaluate": ["tests/test_evaluate_options.py", "tests/test_evaluate.py"],
     "count": ["tests/test_adapters_count.py"],
 }
@@ -315,6 +315,25 @@ MUTANTS = [
     ("job_key_no_split", "compare", "ministeer/experiments/compare.py",
      'float(r["lr"]), r.get("split", "test"))', 'float(r["lr"]))',
      "a resume reuses a sweep's validation run as a test run"),
+    # ---------------------------------------------------------------- gates: thresholds, the probe
+    ("gate_seen_min", "gates", "ministeer/experiments/gates.py", "HEADROOM_MIN, PROBE_GAP_MAX = 0.90, 0.0, 0.30, 0.10",
+     "HEADROOM_MIN, PROBE_GAP_MAX = 0.80, 0.0, 0.30, 0.10", "the seen gate at 80%, not the documented 90%"),
+    ("gate_probe_gap", "gates", "ministeer/experiments/gates.py", "HEADROOM_MIN, PROBE_GAP_MAX = 0.90, 0.0, 0.30, 0.10",
+     "HEADROOM_MIN, PROBE_GAP_MAX = 0.90, 0.0, 0.30, 0.20", "the probe gate allows 20 points, not 10"),
+    ("gate_seen_strict", "gates", "ministeer/experiments/gates.py", 'seen=row["seen_mean"] >= SEEN_MIN', 'seen=row["seen_mean"] > SEEN_MIN',
+     "the seen gate fails at exactly 90%"),
+    ("gate_held_out_nonstrict", "gates", "ministeer/experiments/gates.py", 'held_out=row["held_out_official"] > HELD_OUT_MIN',
+     'held_out=row["held_out_official"] >= HELD_OUT_MIN', "the held-out gate passes a base that answers nothing"),
+    ("gate_probe_sign", "gates", "ministeer/experiments/gates.py", 'probe=row["probe_held_out"] >= row["probe_seen_mean"] - PROBE_GAP_MAX',
+     'probe=row["probe_held_out"] <= row["probe_seen_mean"] - PROBE_GAP_MAX', "the probe gate inverted"),
+    ("probe_before_sep", "gates", "ministeer/experiments/gates.py", "where = np.array([len(e.prompt) + 1 for e in exs])",
+     "where = np.array([len(e.prompt) for e in exs])", "the probe reads the token before <sep>"),
+    ("probe_last_layer", "gates", "ministeer/experiments/gates.py", "xs_te[l], y_te) for l in range(cfg.n_layers))",
+     "xs_te[l], y_te) for l in [cfg.n_layers - 1])", "the probe reads the last layer, not the best"),
+    ("seen_on_test", "gates", "ministeer/experiments/gates.py", 'split = lambda fmt: "val" if fmt in PRETRAINED else "test"',
+     'split = lambda fmt: "test"', "the pretrained pairs are scored on the test split"),
+    ("held_out_exact_match", "gates", "ministeer/experiments/gates.py", 'n_ctx=cfg.n_ctx, match="official")', 'n_ctx=cfg.n_ctx, match="exact")',
+     "the held-out gate scores exact match, not the official answer extraction"),
 ]
 
 
