@@ -334,6 +334,20 @@ MUTANTS = [
      'split = lambda fmt: "test"', "the pretrained pairs are scored on the test split"),
     ("held_out_exact_match", "gates", "ministeer/experiments/gates.py", 'n_ctx=cfg.n_ctx, match="official")', 'n_ctx=cfg.n_ctx, match="exact")',
      "the held-out gate scores exact match, not the official answer extraction"),
+    # ---------------------------------------------------------------- evaluation: greedy, forced, batching
+    ("exact_no_room_for_eos", "evaluate", "ministeer/tasks/evaluate.py",
+     "        max_new = max(len(e.completion) for e in examples) + 1\n        correct",
+     "        max_new = max(len(e.completion) for e in examples)\n        correct",
+     "greedy exact match decodes no further than the reference: an answer that runs on counts"),
+    ("greedy_reads_last_column", "evaluate", "ministeer/tasks/evaluate.py", "nxt = logits[rows, lengths - 1].argmax(-1)",
+     "nxt = logits[:, -1].argmax(-1)", "every row's next token read at the batch's padded end"),
+    ("greedy_lengths_grow", "evaluate", "ministeer/tasks/evaluate.py", "logits_fn(buf[:, :int(lengths.max())], prompt_lengths)",
+     "logits_fn(buf[:, :int(lengths.max())], lengths)", "the prompt lengths given to adapters grow with the answer"),
+    ("same_length_one_group", "evaluate", "ministeer/tasks/evaluate.py",
+     "groups = [[i for i, n in enumerate(sizes) if n == size] for size in sorted(set(sizes))]",
+     "groups = [list(range(len(prompts)))]", "same_length_batches decodes every prompt length in one batch"),
+    ("chunk_drops_rows", "evaluate", "ministeer/tasks/evaluate.py", "chunk = rows[start:start + batch_size]",
+     "chunk = rows[start:start + batch_size - 1]", "batching drops the last row of each chunk"),
 ]
 
 
