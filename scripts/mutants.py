@@ -348,6 +348,11 @@ MUTANTS = [
      "groups = [list(range(len(prompts)))]", "same_length_batches decodes every prompt length in one batch"),
     ("chunk_drops_rows", "evaluate", "ministeer/tasks/evaluate.py", "chunk = rows[start:start + batch_size]",
      "chunk = rows[start:start + batch_size - 1]", "batching drops the last row of each chunk"),
+    # ---------------------------------------------------------------- count: PEFT's convention
+    ("count_full_as_added", "count", "ministeer/adapters/count.py", 'for s in specs if s["kind"] != "full")  # full FT',
+     'for s in specs)  # full FT', "full FT's trainable base counted as added parameters: 50%, not 100%"),
+    ("count_first_adapter_only", "count", "ministeer/adapters/count.py", 'added = sum(adapter_size(cfg, s) for s in specs if',
+     'added = sum(adapter_size(cfg, s) for s in specs[:1] if', "only the first adapter of a joint method is added"),
 ]
 
 
