@@ -53,6 +53,7 @@ AREAS = {
     "gates": ["tests/test_gates.py", "tests/test_experiments.py"],
     "evaluate": ["tests/test_evaluate_options.py", "tests/test_evaluate.py"],
     "count": ["tests/test_adapters_count.py"],
+    "methods": ["tests/test_methods_registry.py", "tests/test_adapters_train.py"],
 }
 
 # (name, area, file, old text, new text, what the bug is)
@@ -353,6 +354,21 @@ MUTANTS = [
      'for s in specs)  # full FT', "full FT's trainable base counted as added parameters: 50%, not 100%"),
     ("count_first_adapter_only", "count", "ministeer/adapters/count.py", 'added = sum(adapter_size(cfg, s) for s in specs if',
      'added = sum(adapter_size(cfg, s) for s in specs[:1] if', "only the first adapter of a joint method is added"),
+    # ---------------------------------------------------------------- the registry: what sets each method apart
+    ("method_attnout_site", "methods", "ministeer/adapters/methods.py", 'sites="blocks.*.hook_attn_out")', 'sites="blocks.*.hook_resid_mid")',
+     "the attention-output ablation sits on the mid stream"),
+    ("method_lora_r1_alpha", "methods", "ministeer/adapters/methods.py", "dict(LORA8_ALL, r=1, alpha=1.0)", "dict(LORA8_ALL, r=1)",
+     "LoRA r=1 keeps alpha 8: scale 8 instead of 1"),
+    ("method_direft_is_loreft", "methods", "ministeer/adapters/methods.py", '{"reft": dict(kind="direft", r=8, positions="f1+l1")}',
+     '{"reft": dict(kind="loreft", r=8, positions="f1+l1")}', "the DiReFT row builds LoReFT"),
+    ("method_submodules_one_site", "methods", "ministeer/adapters/methods.py", 'sites=["pre_mlp", "post_mlp"]', 'sites=["post_mlp"]',
+     "--submodules without its pre-MLP adapter"),
+    ("method_linear_is_silu", "methods", "ministeer/adapters/methods.py", 'dict(POSTBLOCK, activation="linear")}, "Post-block r=8 (linear)"',
+     'dict(POSTBLOCK)}, "Post-block r=8 (linear)"', "the linear post-block variant uses SiLU"),
+    ("method_reft_positions", "methods", "ministeer/adapters/methods.py", '{"reft": dict(kind="loreft", r=8, positions="f1+l1")}',
+     '{"reft": dict(kind="loreft", r=8, positions="l1")}', "LoReFT edits the last prompt token only"),
+    ("method_joint_output_mode", "methods", "ministeer/adapters/methods.py", 'orth=dict(mode="output", every="step")',
+     'orth=dict(mode="input", every="step")', "the output-mode joint method projects the input side"),
 ]
 
 
