@@ -369,6 +369,10 @@ MUTANTS = [
      '{"reft": dict(kind="loreft", r=8, positions="l1")}', "LoReFT edits the last prompt token only"),
     ("method_joint_output_mode", "methods", "ministeer/adapters/methods.py", 'orth=dict(mode="output", every="step")',
      'orth=dict(mode="input", every="step")', "the output-mode joint method projects the input side"),
+    ("train_no_warmup", "methods", "ministeer/adapters/methods.py", "warmup=math.ceil(0.03 * steps) if warmup is None else warmup",
+     "warmup=0 if warmup is None else warmup", "methods train without the paper code's 3% warmup"),
+    ("train_cosine_default", "methods", "ministeer/adapters/methods.py", 'seed=0, schedule="linear", warmup=None',
+     'seed=0, schedule="cosine", warmup=None', "methods train under a cosine schedule by default"),
 ]
 
 

@@ -96,3 +96,24 @@ def test_each_joint_method_trains_under_its_own_constraint(name, constraint):
     D, U = trained["steer"].params[site]["D"], trained["steer"].params[site]["U"]
     input_held, output_held = np.abs(D @ B).max() < 1e-10, np.abs(V.T @ U).max() < 1e-10
     assert (input_held, output_held) == (constraint == "input", constraint == "output")
+
+
+def test_train_method_holds_the_papers_training_settings_fixed(tmp_path):
+    """Every method trains under the same settings unless told otherwise: a linear schedule with 3%
+    warmup (rounded up, the paper code's ``warmup_ratio=0.03``), no weight decay, no clipping by
+    default. Read back from the training-state checkpoint, which stores what ``fit`` was given.
+    Rejects no warmup (mutant ``train_no_warmup``) and another default schedule
+    (``train_cosine_default``). LoFiT, trained in two stages, refuses checkpoints by name."""
+    from ministeer.checkpoints import list_checkpoints
+    from ministeer.io import load_arrays
+    params = init_params(CFG, 0, std=0.3)
+    tokens = np.random.default_rng(0).integers(0, 16, (4, 8))
+    data = [{"tokens": tokens, "mask": np.ones((4, 8))}]
+    A.train_method("postblock_vector", params, CFG, data, steps=40, lr=1e-2, checkpoint_dir=tmp_path,
+                   checkpoint_every=39)
+    _, meta = load_arrays(list_checkpoints(tmp_path)[0][1])
+    settings = meta["settings"]
+    assert (settings["schedule"], settings["warmup"], settings["weight_decay"], settings["clip"]) == \
+        ("linear", 2, 0.0, None)  # ceil(0.03 * 40) = 2
+    with pytest.raises(ValueError, match="lofit trains in stages"):
+        A.train_method("lofit", params, CFG, data, steps=2, checkpoint_dir=tmp_path / "lofit")
