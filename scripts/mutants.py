@@ -49,8 +49,10 @@ AREAS = {
                    "tests/test_adapters_joint.py", "tests/test_adapters_fold.py"],
     "positions": ["tests/test_positions.py", "tests/test_adapters_core.py", "tests/test_adapters_reft.py"],
     "checkpoints": ["tests/test_resume.py", "tests/test_train.py", "tests/test_io.py"],
-    "compare": ["tests/test_compare_runs.py", "tests/test_experiments.py"],
-    "gates": ["tests/test_gates.py", "tests/test_experiments.py"],
+    # test_experiments.py (2 min: the quick compare, the shipped base's gates) runs in the tasks and
+    # report areas' baselines already; these two areas' own tests need no checkpoint and no training
+    "compare": ["tests/test_compare_runs.py"],
+    "gates": ["tests/test_gates.py"],
     "evaluate": ["tests/test_evaluate_options.py", "tests/test_evaluate.py"],
     "count": ["tests/test_adapters_count.py"],
     "methods": ["tests/test_methods_registry.py", "tests/test_adapters_train.py"],
