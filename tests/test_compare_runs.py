@@ -111,3 +111,38 @@ def test_a_resume_reuses_a_logged_run_only_under_its_own_key(tmp_path, monkeypat
     ran.clear()
     compare.run_jobs([job, {**job, "lr": 0.1}, {**job, "seed": 1}, {**job, "split": "val"}], 1, "t", log, resume=True)
     assert ran == [(0, 0.05, "test"), (0, 0.1, "test"), (1, 0.05, "test")]
+
+
+def _val(lr, accuracy, val_loss=1.0, method="lora", task="gsm"):
+    return dict(method=method, task=task, seed=0, lr=lr, split="val", accuracy=accuracy, val_loss=val_loss)
+
+
+def test_the_sweep_chooses_by_accuracy_then_loss_then_the_smaller_rate():
+    """Per method and task: the best validation accuracy; among equal accuracies the lower validation
+    loss; among full ties the smaller rate, whatever order the runs finished in; a diverged run
+    (accuracy None) never wins. Rejects ties going to the larger rate (mutant
+    ``sweep_ties_larger``), the higher loss preferred (``sweep_prefers_higher_loss``) and a
+    diverged run counted as the best (``sweep_diverged_wins``)."""
+    by_accuracy = [_val(0.01, 0.5), _val(0.02, 0.7), _val(0.05, 0.6)]
+    by_loss = [_val(0.01, 0.5, 2.0), _val(0.02, 0.5, 1.0), _val(0.05, 0.4, 0.1)]
+    tied = [_val(0.05, 0.5), _val(0.01, 0.5), _val(0.02, 0.5)]
+    diverged = [_val(0.01, 0.0, 3.0), {**_val(0.02, None), "val_loss": None}]
+    for records, lr in ((by_accuracy, 0.02), (by_loss, 0.02), (tied, 0.01), (diverged, 0.01)):
+        for order in (records, records[::-1]):
+            assert compare.choose_lrs(order) == {"lora": {"gsm": lr}}
+    two = compare.choose_lrs([_val(0.01, 0.5), _val(0.02, 0.9, task="boolq"), _val(0.05, 0.1, task="boolq")])
+    assert two == {"lora": {"gsm": 0.01, "boolq": 0.02}}
+
+
+def test_the_sweep_scores_each_grid_rate_on_validation_with_the_first_seed(monkeypatch):
+    """One validation run per method, task and rate of the method's grid, all with the first seed
+    of the settings. Rejects a sweep on the test split or with another seed (mutant
+    ``sweep_last_seed``)."""
+    seen = []
+    monkeypatch.setattr(compare, "run_jobs", lambda jobs, *a, **k: seen.extend(jobs) or [
+        _val(j["lr"], 0.5, method=j["method"], task=j["task"]) for j in jobs])
+    s = replace(TINY, methods=("lora", "jola"), tasks=("gsm",), seeds=(4, 7))
+    compare.sweep(s, 1, str(BASE_PATH))
+    assert sorted((j["method"], j["lr"]) for j in seen) == sorted(
+        (m, lr) for m in ("lora", "jola") for lr in A.METHODS[m].lr_grid)
+    assert {(j["seed"], j["split"], j["task"]) for j in seen} == {(4, "val", "gsm")}
