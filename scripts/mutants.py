@@ -345,6 +345,12 @@ MUTANTS = [
      'split = lambda fmt: "test"', "the pretrained pairs are scored on the test split"),
     ("held_out_exact_match", "gates", "ministeer/experiments/gates.py", 'n_ctx=cfg.n_ctx, match="official")', 'n_ctx=cfg.n_ctx, match="exact")',
      "the held-out gate scores exact match, not the official answer extraction"),
+    ("seen_mean_with_benchmark", "gates", "ministeer/experiments/gates.py", "seen = [acc[f] for f in PRETRAINED]",
+     "seen = [acc[f] for f in GATED]", "the seen mean includes the benchmark pair"),
+    ("probe_mean_with_benchmark", "gates", "ministeer/experiments/gates.py", "probe_seen = float(np.mean([probes[f] for f in PRETRAINED]))",
+     "probe_seen = float(np.mean([probes[f] for f in GATED]))", "the probe's seen mean includes the benchmark pair"),
+    ("held_out_reads_format_0", "gates", "ministeer/experiments/gates.py", 'held_out_exact=acc[BENCHMARK]', 'held_out_exact=acc[0]',
+     "the headroom gate reads format 0, not the benchmark pair"),
     # ---------------------------------------------------------------- evaluation: greedy, forced, batching
     ("exact_no_room_for_eos", "evaluate", "ministeer/tasks/evaluate.py",
      "        max_new = max(len(e.completion) for e in examples) + 1\n        correct",

@@ -98,3 +98,25 @@ def test_each_gate_scores_its_own_split_and_rule(monkeypatch):
     (official,) = [(exs, kw) for exs, kw in calls if not kw.get("forced")]
     assert official[1].get("match") == "official" and official[0] == examples("gsm", "test", 3, fmt=BENCHMARK)
     assert out["pass"] == gates.verdicts(out)
+
+
+def test_each_gate_reads_its_own_numbers(monkeypatch):
+    """Scores that differ per format (forced accuracy 0.01 * fmt + 0.5, probe 0.02 * fmt + 0.3,
+    official 0.123): the seen mean and minimum are over the pretrained pairs only, the held-out
+    exact match is the benchmark's, the probe's seen mean is over the pretrained pairs only and its
+    held-out value the benchmark's; format 0 is recorded, never averaged in. Rejects the seen or the
+    probe mean taken over the benchmark too (mutants ``seen_mean_with_benchmark``,
+    ``probe_mean_with_benchmark``) and the held-out number read from format 0
+    (``held_out_reads_format_0``)."""
+    def accuracy(fn, exs, **kw):
+        return 0.01 * exs[0].fmt + 0.5 if kw.get("forced") else 0.123
+    monkeypatch.setattr(gates, "accuracy", accuracy)
+    monkeypatch.setattr(gates, "probe_accuracy", lambda params, cfg, task, fmt, *a: 0.02 * fmt + 0.3)
+    out = gates.evaluate_gates(None, CFG, n_acc=2, n_probe_train=2, n_probe_test=2, tasks=("boolq",))["boolq"]
+    seen = [0.01 * f + 0.5 for f in PRETRAINED]
+    assert out["seen_mean"] == pytest.approx(np.mean(seen), abs=1e-15) and out["seen_min"] == min(seen)
+    assert out["held_out_exact"] == 0.01 * BENCHMARK + 0.5 and out["held_out_official"] == 0.123
+    assert out["accuracy"]["0"] == 0.5
+    assert out["probe_seen_mean"] == pytest.approx(np.mean([0.02 * f + 0.3 for f in PRETRAINED]), abs=1e-15)
+    assert out["probe_held_out"] == 0.02 * BENCHMARK + 0.3
+    assert set(out["probe"]) == {str(f) for f in (*PRETRAINED, BENCHMARK)}
