@@ -254,6 +254,8 @@ MUTANTS = [
      '"u2": np.full(cfg.n_heads, 0.5)}', "JoLA's second gate trained without noise (u = 1/2)"),
     ("resume_count_ignored", "heads", "ministeer/adapters/core.py", "        calls = itertools.count(step)\n",
      "        calls = itertools.count(0)\n", "a resumed objective restarts its step count: other noise, other lam_t"),
+    ("offsets_at_select_lr", "heads", "ministeer/adapters/lofit.py", "trainable_of(offsets), data, steps=steps, lr=lr,",
+     "trainable_of(offsets), data, steps=steps, lr=lr / 20,", "LoFiT's offsets train at the selection rate lr / 20"),
     # ---------------------------------------------------------------- ReFT variants and the joint modes
     ("direft_affine", "reft_joint", "ministeer/adapters/reft.py", '    return R.T, p["W"], p["b"] @ R\n',
      '    return R.T, p["W"] - R, p["b"] @ R\n', "DiReFT's affine form (the one fold uses) copied from LoReFT: W - R"),
@@ -278,6 +280,8 @@ MUTANTS = [
     ("no_completion_prompt_zero", "positions", "ministeer/adapters/positions.py",
      "raw.argmax(m, axis=1), m.shape[1])", "raw.argmax(m, axis=1), 0)",
      "a row with no supervised token gets prompt length 0, not T"),
+    ("positions_range_off_by_one", "positions", "ministeer/adapters/positions.py", "arr.max() >= n_pos",
+     "arr.max() > n_pos", "int position T accepted and read as position 0"),
     # ---------------------------------------------------------------- checkpoints, io and train resume
     ("ckpt_oldest", "checkpoints", "ministeer/checkpoints.py", "        found = latest_checkpoint(resume)\n",
      "        found = next((p for _, p in list_checkpoints(resume)), None)\n",
@@ -389,6 +393,8 @@ MUTANTS = [
      "warmup=0 if warmup is None else warmup", "methods train without the paper code's 3% warmup"),
     ("train_cosine_default", "methods", "ministeer/adapters/methods.py", 'seed=0, schedule="linear", warmup=None',
      'seed=0, schedule="cosine", warmup=None', "methods train under a cosine schedule by default"),
+    ("train_orth_every_ignored", "methods", "ministeer/adapters/methods.py", 'every = orth_every or orth.get("every")',
+     'every = orth.get("every")', "train_method ignores orth_every"),
 ]
 
 

@@ -39,7 +39,8 @@ def test_lofit_head_selection_trains_at_a_twentieth_of_the_offset_rate():
 
     Measured, not read off a call: Adam's first step moves every entry by lr * g / (|g| + eps),
     i.e. by the step's rate wherever the gradient is well above eps. Rejects step 1 at ``lr``
-    (mutant ``select_lr``) and an ignored ``select_lr``.
+    (mutant ``select_lr``), an ignored ``select_lr`` (``select_lr_ignored``) and step 2 at the
+    selection rate (``offsets_at_select_lr``).
 
     The ratio is the one of LoFiT's official two-step script for Llama-2-13B on TruthfulQA
     (https://github.com/fc2869/lo-fit, ``train_script.sh``: ``--lofit_component A --lr 1e-3``,
@@ -53,6 +54,12 @@ def test_lofit_head_selection_trains_at_a_twentieth_of_the_offset_rate():
                                 for s in start.spec["sites"]])
         assert moved.max() == pytest.approx(expected, rel=1e-3)
         assert np.median(moved) == pytest.approx(expected, rel=1e-2)
+    trained, _ = A.train_lofit(params, CFG, lambda step: copy_task(step), steps=1, lr=0.2, seed=4, adapters=keep(2))
+    heads = trained["lofit"].spec["heads"]
+    start = A.lofit(CFG, heads, seed=5)  # step 2's offsets start from seed + 1
+    moved = np.concatenate([np.abs(trained["lofit"].params[s]["v"] - start.params[s]["v"]).ravel()
+                            for s in start.spec["sites"]])
+    assert moved.max() == pytest.approx(0.2, rel=1e-3)  # step 2 at lr itself (mutant ``offsets_at_select_lr``)
 
 
 def test_lofit_defaults_are_pinned():

@@ -117,3 +117,23 @@ def test_train_method_holds_the_papers_training_settings_fixed(tmp_path):
         ("linear", 2, 0.0, None)  # ceil(0.03 * 40) = 2
     with pytest.raises(ValueError, match="lofit trains in stages"):
         A.train_method("lofit", params, CFG, data, steps=2, checkpoint_dir=tmp_path / "lofit")
+
+
+def test_a_joint_method_trains_exactly_as_fit_with_its_projection(tmp_path):
+    """``train_method`` of a joint method = ``fit`` of the same adapters and objective with the
+    method's projector, bitwise; ``orth_every`` replaces the method's schedule. Rejects an
+    ``orth_every`` that is ignored (mutant ``train_orth_every_ignored``) and a projector built
+    for another mode."""
+    import math
+    from ministeer.train import fit
+    params = init_params(CFG, 0, std=0.3)
+    tokens = np.random.default_rng(0).integers(0, 16, (4, 8))
+    data = [{"tokens": tokens, "mask": np.ones((4, 8))}]
+    for every in ("init", None):
+        trained, result = A.train_method("joint_orth_output", params, CFG, data, steps=4, lr=1e-2, seed=3,
+                                         orth_every=every)
+        start = A.build_method("joint_orth_output", CFG, params, seed=3)
+        by_hand = fit(A.objective(params, start, CFG, 3), A.trainable_of(start), data, steps=4, lr=1e-2,
+                      schedule="linear", warmup=math.ceil(0.03 * 4),
+                      project=A.orth_projector("output", every or "step", steps=4))
+        assert result.losses == by_hand.losses

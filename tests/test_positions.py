@@ -53,12 +53,16 @@ def test_without_prompt_lengths_first_and_last_count_from_the_sequence():
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 8), st.data())
 def test_int_positions_index_from_either_end(n_pos, data):
-    """A list of ints edits exactly those positions, negatives counted from the end as Python does.
-    Rejects negative indices that edit nothing (no wrap-around)."""
+    """A list of ints edits exactly those positions, negatives counted from the end as Python does;
+    an index past either end is refused. Rejects negative indices that edit nothing (no
+    wrap-around) and an index T silently read as 0."""
     chosen = data.draw(st.lists(st.integers(-n_pos, n_pos - 1), min_size=1, max_size=n_pos))
     expected = np.zeros(n_pos)
     expected[np.array(chosen) % n_pos] = 1.0
     np.testing.assert_array_equal(np.asarray(position_mask(chosen, 2, n_pos)), [expected] * 2)
+    for outside in (n_pos, -n_pos - 1):  # not wrapped around: refused (mutant ``positions_range_off_by_one``)
+        with pytest.raises(ValueError, match="out of range"):
+            position_mask(chosen + [outside], 2, n_pos)
 
 
 def test_last_is_the_inputs_last_position_and_masks_are_cut_not_padded():
