@@ -395,6 +395,9 @@ MUTANTS = [
      'seed=0, schedule="cosine", warmup=None', "methods train under a cosine schedule by default"),
     ("train_orth_every_ignored", "methods", "ministeer/adapters/methods.py", 'every = orth_every or orth.get("every")',
      'every = orth.get("every")', "train_method ignores orth_every"),
+    ("reft_default_positions", "methods", "ministeer/adapters/reft.py",
+     'FIELDS = dict(sites="post_block", layers=None, r=8, positions="f1+l1")',
+     'FIELDS = dict(sites="post_block", layers=None, r=8, positions="l1")', "ReFT kinds default to the last prompt token only"),
 ]
 
 

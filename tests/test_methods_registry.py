@@ -137,3 +137,17 @@ def test_a_joint_method_trains_exactly_as_fit_with_its_projection(tmp_path):
                       schedule="linear", warmup=math.ceil(0.03 * 4),
                       project=A.orth_projector("output", every or "step", steps=4))
         assert result.losses == by_hand.losses
+
+
+def test_each_kinds_defaults_are_the_documented_ones():
+    """A kind built without fields: ReFT kinds at pyreft's first and last prompt token ("f1+l1")
+    with r = 8 at the block output; the steering kinds at every position; LoFiT and JoLA at every
+    position of ``attn.hook_z``. Rejects a ReFT default changed to the last token only (mutant
+    ``reft_default_positions``) and a steering default restricted to some positions."""
+    for kind in ("loreft", "direft", "nodireft"):
+        spec = A.make_spec(CFG, kind)
+        assert (spec["positions"], spec["r"], identity(A.init_adapter(CFG, spec))["sites"]) == \
+            ("f1+l1", 8, ("hook_resid_post",))
+    for kind in ("lowrank", "vector", "lofit_scale", "jola"):
+        assert A.make_spec(CFG, kind)["positions"] is None, kind
+    assert A.make_spec(CFG, "lowrank")["alpha"] == 1.0
