@@ -330,6 +330,9 @@ MUTANTS = [
      '(2.0, 0.0) if r["accuracy"] is None', "a diverged run wins the sweep"),
     ("sweep_last_seed", "compare", "ministeer/experiments/compare.py", "seed=settings.seeds[0], lr=lr", "seed=settings.seeds[-1], lr=lr",
      "the sweep runs with the last seed, not the first"),
+    ("signature_cached_by_path", "compare", "ministeer/experiments/compare.py",
+     "_file_digest(str(base_path), stat.st_mtime_ns, stat.st_size)", "_file_digest(str(base_path), 0, 0)",
+     "the base's digest cached per path: a base rewritten in place keeps the old signature"),
     # ---------------------------------------------------------------- gates: thresholds, the probe
     ("gate_seen_min", "gates", "ministeer/experiments/gates.py", "HEADROOM_MIN, PROBE_GAP_MAX = 0.90, 0.0, 0.30, 0.10",
      "HEADROOM_MIN, PROBE_GAP_MAX = 0.80, 0.0, 0.30, 0.10", "the seen gate at 80%, not the documented 90%"),

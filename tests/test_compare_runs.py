@@ -146,3 +146,16 @@ def test_the_sweep_scores_each_grid_rate_on_validation_with_the_first_seed(monke
     assert sorted((j["method"], j["lr"]) for j in seen) == sorted(
         (m, lr) for m in ("lora", "jola") for lr in A.METHODS[m].lr_grid)
     assert {(j["seed"], j["split"], j["task"]) for j in seen} == {(4, "val", "gsm")}
+
+
+def test_the_signature_follows_a_base_rewritten_in_place(tmp_path):
+    """``ministeer pretrain --out`` over the same file: the signature must follow the new bytes, even
+    though the digest is cached per file. Rejects a cache keyed by the path alone (mutant
+    ``signature_cached_by_path``): a resume would reuse the old base's runs."""
+    base = tmp_path / "base.npz"
+    base.write_bytes(b"the first base")
+    first = compare.signature(TINY, str(base))
+    base.write_bytes(b"a second, longer base")
+    assert compare.signature(TINY, str(base)) != first
+    base.write_bytes(b"the first base")
+    assert compare.signature(TINY, str(base)) == first
