@@ -282,6 +282,9 @@ MUTANTS = [
      "a row with no supervised token gets prompt length 0, not T"),
     ("positions_range_off_by_one", "positions", "ministeer/adapters/positions.py", "arr.max() >= n_pos",
      "arr.max() > n_pos", "int position T accepted and read as position 0"),
+    ("positions_empty_accepted", "positions", "ministeer/adapters/positions.py",
+     "parse_first_last(positions) == (0, 0)", "parse_first_last(positions) == (-1, -1)",
+     "f0 / l0 accepted: an adapter that edits nothing trains as a silent no-op"),
     # ---------------------------------------------------------------- checkpoints, io and train resume
     ("ckpt_oldest", "checkpoints", "ministeer/checkpoints.py", "        found = latest_checkpoint(resume)\n",
      "        found = next((p for _, p in list_checkpoints(resume)), None)\n",
@@ -358,6 +361,8 @@ MUTANTS = [
      "probe_seen = float(np.mean([probes[f] for f in GATED]))", "the probe's seen mean includes the benchmark pair"),
     ("held_out_reads_format_0", "gates", "ministeer/experiments/gates.py", 'held_out_exact=acc[BENCHMARK]', 'held_out_exact=acc[0]',
      "the headroom gate reads format 0, not the benchmark pair"),
+    ("probe_test_statistics", "gates", "ministeer/experiments/gates.py", "b = np.hstack([(x_test - mean) / scale",
+     "b = np.hstack([(x_test - x_test.mean(0)) / scale", "the probe standardizes the test rows with their own mean"),
     # ---------------------------------------------------------------- evaluation: greedy, forced, batching
     ("exact_no_room_for_eos", "evaluate", "ministeer/tasks/evaluate.py",
      "        max_new = max(len(e.completion) for e in examples) + 1\n        correct",

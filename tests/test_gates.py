@@ -120,3 +120,18 @@ def test_each_gate_reads_its_own_numbers(monkeypatch):
     assert out["probe_seen_mean"] == pytest.approx(np.mean([0.02 * f + 0.3 for f in PRETRAINED]), abs=1e-15)
     assert out["probe_held_out"] == 0.02 * BENCHMARK + 0.3
     assert set(out["probe"]) == {str(f) for f in (*PRETRAINED, BENCHMARK)}
+
+
+def test_a_probes_verdict_on_a_row_does_not_depend_on_the_other_test_rows():
+    """The probe is a function fitted on the training rows (standardized with *their* statistics):
+    scoring the test rows one at a time gives the same accuracy as scoring them together, even when
+    the test rows are shifted. Rejects standardizing the test rows with their own statistics
+    (mutant ``probe_test_statistics``), which would also hide a shift the probe should see."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = np.stack([y + 0.3 * rng.normal(size=200), rng.normal(size=200)], axis=1)
+    y_test = rng.integers(0, 2, 40)
+    x_test = np.stack([y_test + 0.3 * rng.normal(size=40) + 0.4, rng.normal(size=40)], axis=1)
+    together = gates.ridge_probe_accuracy(x, y, x_test, y_test)
+    alone = np.mean([gates.ridge_probe_accuracy(x, y, x_test[i:i + 1], y_test[i:i + 1]) for i in range(40)])
+    assert together == alone and 0.5 < together < 1.0

@@ -99,3 +99,16 @@ def test_a_reft_adapter_in_the_loss_edits_no_completion_token_with_f7():
     loss = lambda ads: A.adapted_loss(params, ads, tokens, cfg, mask=mask)
     assert loss(reft) == loss(prompt_only)
     assert loss(reft) != A.adapted_loss(params, [], tokens, cfg, mask=mask)
+
+
+@pytest.mark.parametrize("text, message", [("f0", "selects no position"), ("l0", "selects no position"),
+                                           ("f0+l0", "selects no position"), ("x1", "pyreft notation"),
+                                           ("f", "pyreft notation"), ("l-1", "pyreft notation")])
+def test_positions_that_edit_nothing_or_do_not_parse_are_refused_when_built(text, message):
+    """An adapter that could never edit anything is refused when it is built, not trained as a silent
+    no-op. Rejects accepting ``f0``/``l0`` (mutant ``positions_empty_accepted``) and reading a
+    malformed spec as something else."""
+    from ministeer.adapters.positions import check_positions
+    with pytest.raises(ValueError, match=message):
+        check_positions(text)
+    assert check_positions("f1+l1") == "f1+l1" and check_positions(None) is None
