@@ -303,6 +303,10 @@ MUTANTS = [
      "h.update(json.dumps([name, a.dtype.str]).encode())", "the file digest ignores tensor shapes"),
     ("digest_no_name", "checkpoints", "ministeer/io.py", "h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())",
      "h.update(json.dumps([a.dtype.str, list(a.shape)]).encode())", "the file digest ignores tensor names"),
+    ("ckpt_structure_no_dtype", "checkpoints", "ministeer/checkpoints.py", "[[list(p), list(leaf.shape), str(leaf.dtype)]",
+     "[[list(p), list(leaf.shape)]", "a checkpoint of another dtype is resumed, not refused"),
+    ("fit_no_resume_at", "checkpoints", "ministeer/train.py", "            objective.resume_at(start)\n", "            pass\n",
+     "fit never tells a counting objective where it resumes: JoLA redraws the first steps' noise"),
     # ---------------------------------------------------------------- compare: signature, seeds, draws
     ("signature_no_data_seed", "compare", "ministeer/experiments/compare.py",
      'if k not in ("methods", "tasks", "seeds")}', 'if k not in ("methods", "tasks", "seeds", "data_seed")}',
@@ -377,6 +381,9 @@ MUTANTS = [
      "groups = [list(range(len(prompts)))]", "same_length_batches decodes every prompt length in one batch"),
     ("chunk_drops_rows", "evaluate", "ministeer/tasks/evaluate.py", "chunk = rows[start:start + batch_size]",
      "chunk = rows[start:start + batch_size - 1]", "batching drops the last row of each chunk"),
+    ("official_cut_at_reference", "evaluate", "ministeer/tasks/evaluate.py",
+     "max_new = official_max_new(examples, n_ctx, tokenizer)", "max_new = max(len(e.completion) for e in examples) + 1",
+     "official scoring decodes only the reference's length, not the task's max_new_tokens"),
     # ---------------------------------------------------------------- count: PEFT's convention
     ("count_full_as_added", "count", "ministeer/adapters/count.py", 'for s in specs if s["kind"] != "full")  # full FT',
      'for s in specs)  # full FT', "full FT's trainable base counted as added parameters: 50%, not 100%"),

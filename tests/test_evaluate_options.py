@@ -92,3 +92,17 @@ def test_batches_of_any_size_decode_the_same():
         fn = scripted(lambda p: answer(p) + [TOKENIZER.eos_id], calls)
         assert greedy_complete(fn, prompts, MAX_NEW, batch_size=size) == [e.completion for e in EXS]
         assert max(rows for rows, _ in calls) <= size
+
+
+def test_official_scoring_gives_the_answer_the_tasks_room():
+    """``match="official"`` decodes the task's own ``max_new_tokens`` (GSM: 100), not the
+    reference's length: a model that writes 30 tokens of working before its boxed answer is right
+    under the official rule and wrong under exact match. Rejects official scoring cut at the
+    reference length plus one (mutant ``official_cut_at_reference``)."""
+    from ministeer.tasks import BENCHMARK
+    exs = examples("gsm", "test", 4, seed=2, fmt=BENCHMARK)
+    answers = {tuple(TOKENIZER.encode(e.prompt)): TOKENIZER.encode(e.completion) for e in exs}
+    working = TOKENIZER.encode("=" * 30)
+    fn = scripted(lambda p: working + answers[tuple(int(i) for i in p)] + [TOKENIZER.eos_id])
+    assert accuracy(fn, exs, match="official") == 1.0
+    assert accuracy(fn, exs) == 0.0

@@ -111,7 +111,7 @@ def test_an_interrupted_jola_run_resumes_bitwise(tmp_path):
     """JoLA draws gate noise per step and weighs its penalty by lam_t: after a kill at step 3 of 6,
     the resumed run's losses and arrays are bitwise the uninterrupted run's. Rejects a resumed
     objective that restarts its step count (mutant ``resume_count_ignored``: steps 3-5 would
-    redraw steps 0-2's noise) and a resume that restarts Adam's moments."""
+    redraw steps 0-2's noise; ``fit_no_resume_at`` likewise) and a resume that restarts Adam's moments."""
     params = init_params(CFG, 0, std=0.3)
     kw = dict(steps=6, lr=3e-2, seed=2, clip=1.0)
     straight, result = A.train_method("jola", params, CFG, _copy_batches, **kw)
@@ -142,3 +142,12 @@ def test_the_digest_covers_each_tensors_shape_and_name(tmp_path, old, new):
     path.write_bytes(raw.replace(old, new))
     with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
         load_arrays(path)
+
+
+def test_a_checkpoint_of_another_dtype_is_refused(tmp_path):
+    """A float64 run's checkpoint resumed into a float32 trainable (or back) is another run: refused
+    naming the [path, shape, dtype] that differs, not loaded with the file's dtype. Rejects a
+    structure check without dtypes (mutant ``ckpt_structure_no_dtype``)."""
+    fit(_objective, {"a": np.zeros(3)}, _data, steps=2, lr=0.1, checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="float32"):
+        fit(_objective, {"a": np.zeros(3, dtype=np.float32)}, _data, steps=4, lr=0.1, resume=tmp_path)
