@@ -256,6 +256,12 @@ MUTANTS = [
      "        calls = itertools.count(0)\n", "a resumed objective restarts its step count: other noise, other lam_t"),
     ("offsets_at_select_lr", "heads", "ministeer/adapters/lofit.py", "trainable_of(offsets), data, steps=steps, lr=lr,",
      "trainable_of(offsets), data, steps=steps, lr=lr / 20,", "LoFiT's offsets train at the selection rate lr / 20"),
+    ("lofit_k_rounded", "heads", "ministeer/adapters/lofit.py", "return max(1, int(0.1 * cfg.n_layers * cfg.n_heads))",
+     "return max(1, round(0.1 * cfg.n_layers * cfg.n_heads))", "LoFiT's default K rounded, not rounded down"),
+    ("jola_penalty_edited_layers", "heads", "ministeer/adapters/jola.py",
+     "return (lam * p1 + (1.0 - lam) * p2) / (cfg.n_layers * cfg.n_heads)",
+     "return (lam * p1 + (1.0 - lam) * p2) / (len(params) * cfg.n_heads)",
+     "JoLA's penalty divided by the edited layers' heads, not the model's L H"),
     # ---------------------------------------------------------------- ReFT variants and the joint modes
     ("direft_affine", "reft_joint", "ministeer/adapters/reft.py", '    return R.T, p["W"], p["b"] @ R\n',
      '    return R.T, p["W"] - R, p["b"] @ R\n', "DiReFT's affine form (the one fold uses) copied from LoReFT: W - R"),

@@ -63,8 +63,9 @@ def test_lofit_head_selection_trains_at_a_twentieth_of_the_offset_rate():
 
 
 def test_lofit_defaults_are_pinned():
-    """K = 10% of all heads, L1 lambda 5e-3 (a sum over heads), N(0, 1e-3) init, step-1 rate lr / 20
-    (docstring of ``train_lofit``). Rejects a changed default slipping in unnoticed.
+    """K = 10% of all heads rounded down (at least one), L1 lambda 5e-3 (a sum over heads),
+    N(0, 1e-3) init. Rejects a changed default slipping in unnoticed (mutants
+    ``lofit_l1_default``, ``lofit_k_rounded``).
 
     Source of K and the two steps: https://github.com/fc2869/lo-fit, ``lofit_trainer.py`` and
     ``train_script.sh`` (whose ``--l1_lambda`` is 5e-4 or 1e-3 per model: 5e-3 is this project's
@@ -73,6 +74,10 @@ def test_lofit_defaults_are_pinned():
     assert A.make_spec(CFG, "lofit_scale")["init_std"] == 1e-3
     big = Config.llama(vocab_size=16, d_model=64, n_heads=16, n_kv_heads=4, d_mlp=32, n_layers=4, n_ctx=8)
     assert L.default_k(big) == 6 and L.default_k(CFG) == 1  # floor(0.1 * 64), at least one
+    wide = Config.llama(vocab_size=16, d_model=16, n_heads=8, n_kv_heads=4, d_mlp=32, n_layers=3, n_ctx=8)
+    assert L.default_k(wide) == 2  # floor(2.4), not rounded (mutant ``lofit_k_rounded``: 24 heads -> 2)
+    fifteen = Config.llama(vocab_size=16, d_model=20, n_heads=5, n_kv_heads=5, d_mlp=32, n_layers=3, n_ctx=8)
+    assert L.default_k(fifteen) == 1  # floor(1.5)
     import inspect
     assert inspect.signature(L.train_lofit).parameters["l1"].default == 5e-3
 
@@ -168,3 +173,16 @@ def test_the_training_objective_gives_each_step_its_own_penalty_weight():
     for gap, t in zip(gaps, (0, 1, 2, 300)):
         np.testing.assert_allclose(gap, J.l0_penalty(CFG, adapter.spec, adapter.params, t), **EXACT)
     assert gaps[3] < gaps[0] - 0.05 / (CFG.n_layers * CFG.n_heads)  # lam_300 = 0.1 e^-3: g1's weight fell
+
+
+def test_jolas_penalty_is_divided_by_all_layers_heads_even_when_fewer_are_edited():
+    """JoLA on layer 0 of a 2-layer model: the penalty is divided by L H of the *model* (the official
+    ``num_hidden_layers * num_attention_heads``), not by the edited layers' heads. Rejects a
+    division by the edited layers (mutant ``jola_penalty_edited_layers``), which doubles the
+    penalty here."""
+    adapter = randomize(A.jola(CFG, layers=[0], seed=0), 0, scale=1.0)
+    (p,) = adapter.params.values()
+    P = lambda a: np.clip(1 / (1 + np.exp(-(a - 0.33 * np.log(0.1 / 1.1)))), 1e-6, 1 - 1e-6)
+    lam = 0.1 * np.exp(-0.01 * 3)
+    hand = (lam * P(p["log_g1"]).mean() + (1 - lam) * P(p["log_g2"]).mean()) / (2 * CFG.n_heads)
+    np.testing.assert_allclose(J.l0_penalty(CFG, adapter.spec, adapter.params, 3), hand, **EXACT)
