@@ -58,7 +58,8 @@ AREAS = {
     "methods": ["tests/test_methods_registry.py", "tests/test_adapters_train.py"],
 }
 
-# (name, area, file, old text, new text, what the bug is)
+# (name, area, file, old text, new text, what the bug is): one entry per mutant, which is why this
+# file is long; each area's block names what it guards, docs/testing-the-tests.md says which test kills it
 MUTANTS = [
     # ---------------------------------------------------------------- ops
     ("rms_eps_outside_sqrt", "ops", "ministeer/ops.py", "r = 1.0 / raw.sqrt(_mean_last(x * x) + eps)",
