@@ -263,6 +263,8 @@ MUTANTS = [
      "return (lam * p1 + (1.0 - lam) * p2) / (cfg.n_layers * cfg.n_heads)",
      "return (lam * p1 + (1.0 - lam) * p2) / (len(params) * cfg.n_heads)",
      "JoLA's penalty divided by the edited layers' heads, not the model's L H"),
+    ("jola_eval_tempered", "heads", "ministeer/adapters/jola.py", "        s = _sigmoid(log_alpha)\n",
+     "        s = _sigmoid(log_alpha / spec[\"temperature\"])\n", "JoLA's evaluation gates divided by the temperature"),
     # ---------------------------------------------------------------- ReFT variants and the joint modes
     ("direft_affine", "reft_joint", "ministeer/adapters/reft.py", '    return R.T, p["W"], p["b"] @ R\n',
      '    return R.T, p["W"] - R, p["b"] @ R\n', "DiReFT's affine form (the one fold uses) copied from LoReFT: W - R"),
@@ -347,6 +349,9 @@ MUTANTS = [
     ("signature_cached_by_path", "compare", "ministeer/experiments/compare.py",
      "_file_digest(str(base_path), stat.st_mtime_ns, stat.st_size)", "_file_digest(str(base_path), 0, 0)",
      "the base's digest cached per path: a base rewritten in place keeps the old signature"),
+    ("modes_on_validation", "compare", "ministeer/experiments/compare.py",
+     'if A.METHODS[method].orth is not None and split == "test":', "if A.METHODS[method].orth is not None:",
+     "a joint method's inference modes are scored on validation runs too"),
     # ---------------------------------------------------------------- gates: thresholds, the probe
     ("gate_seen_min", "gates", "ministeer/experiments/gates.py", "HEADROOM_MIN, PROBE_GAP_MAX = 0.90, 0.0, 0.30, 0.10",
      "HEADROOM_MIN, PROBE_GAP_MAX = 0.80, 0.0, 0.30, 0.10", "the seen gate at 80%, not the documented 90%"),
@@ -396,6 +401,9 @@ MUTANTS = [
      'for s in specs)  # full FT', "full FT's trainable base counted as added parameters: 50%, not 100%"),
     ("count_first_adapter_only", "count", "ministeer/adapters/count.py", 'added = sum(adapter_size(cfg, s) for s in specs if',
      'added = sum(adapter_size(cfg, s) for s in specs[:1] if', "only the first adapter of a joint method is added"),
+    ("lofit_count_d_model", "count", "ministeer/adapters/lofit.py",
+     "return (default_k(cfg) if k is None else k) * cfg.d_head", "return (default_k(cfg) if k is None else k) * cfg.d_model",
+     "LoFiT's closed-form count uses d_model, not d_head"),
     # ---------------------------------------------------------------- the registry: what sets each method apart
     ("method_attnout_site", "methods", "ministeer/adapters/methods.py", 'sites="blocks.*.hook_attn_out")', 'sites="blocks.*.hook_resid_mid")',
      "the attention-output ablation sits on the mid stream"),

@@ -115,3 +115,17 @@ def test_a_method_of_several_adapters_adds_them_all_to_the_denominator(method):
     count = A.count_params(LLAMA_1B, method)
     assert count.trainable == n
     assert count.percent == pytest.approx(100 * n / (1_235_814_400 + n), rel=1e-12)
+
+
+@given(configs(), st.integers(1, 3))
+def test_the_head_methods_closed_forms_are_their_counts(cfg, k):
+    """``lofit_count`` (K d_head) and ``jola_count`` (2 H (d_head + 1) per layer) agree with the
+    counts of the built shapes. Rejects a closed form with d_model in place of d_head (mutant
+    ``lofit_count_d_model``)."""
+    from ministeer.adapters.jola import jola_count
+    from ministeer.adapters.lofit import lofit_count
+    k = min(k, cfg.n_layers * cfg.n_heads)
+    assert lofit_count(cfg) == A.count_params(cfg, "lofit").trainable
+    assert lofit_count(cfg, k) == A.count_params(cfg, {"kind": "lofit", "k": k}).trainable
+    assert jola_count(cfg) == A.count_params(cfg, "jola").trainable
+    assert jola_count(cfg, 1) == A.count_params(cfg, {"kind": "jola", "layers": [0]}).trainable

@@ -186,3 +186,13 @@ def test_jolas_penalty_is_divided_by_all_layers_heads_even_when_fewer_are_edited
     lam = 0.1 * np.exp(-0.01 * 3)
     hand = (lam * P(p["log_g1"]).mean() + (1 - lam) * P(p["log_g2"]).mean()) / (2 * CFG.n_heads)
     np.testing.assert_allclose(J.l0_penalty(CFG, adapter.spec, adapter.params, 3), hand, **EXACT)
+
+
+def test_jolas_evaluation_gates_are_the_untempered_expected_gate():
+    """Evaluation (no noise): g = clip(1.2 sigmoid(a) - 0.1, 0, 1) with no temperature, as the
+    official ``get_gates(is_train=False)``. At a = 0 and a = +-10 a tempered sigmoid gives the same
+    numbers, so a = +-1 and 2 are checked. Rejects evaluation gates divided by the temperature
+    (mutant ``jola_eval_tempered``)."""
+    spec = A.make_spec(CFG, "jola")
+    a = np.array([-1.0, 1.0, 2.0])
+    np.testing.assert_allclose(J.gates(spec, a), np.clip(1.2 / (1 + np.exp(-a)) - 0.1, 0, 1), **EXACT)

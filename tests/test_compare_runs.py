@@ -159,3 +159,13 @@ def test_the_signature_follows_a_base_rewritten_in_place(tmp_path):
     assert compare.signature(TINY, str(base)) != first
     base.write_bytes(b"the first base")
     assert compare.signature(TINY, str(base)) == first
+
+
+def test_a_joint_methods_inference_modes_are_scored_on_test_runs_only(recorded, monkeypatch):
+    """The official inference-mode ablation is part of a test run's record; a sweep's validation run
+    skips it (three more scorings that no table reads). Rejects scoring the modes on validation too
+    (mutant ``modes_on_validation``)."""
+    monkeypatch.setattr(A, "inference_logits_fns", lambda *a: {"all": None, "lora_only": None, "adapter_only": None})
+    assert "modes" not in compare.run_one("joint_orth_input", "gsm", 0, 0.01, TINY, split="val")
+    assert set(compare.run_one("joint_orth_input", "gsm", 0, 0.01, TINY)["modes"]) == {"all", "lora_only",
+                                                                                     "adapter_only"}
