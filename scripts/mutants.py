@@ -428,6 +428,11 @@ MUTANTS = [
     ("reft_default_positions", "methods", "ministeer/adapters/reft.py",
      'FIELDS = dict(sites="post_block", layers=None, r=8, positions="f1+l1")',
      'FIELDS = dict(sites="post_block", layers=None, r=8, positions="l1")', "ReFT kinds default to the last prompt token only"),
+    ("layers_ignored", "methods", "ministeer/sites.py", "        names = [n for n in names if split_name(n)[0] in layers]\n",
+     "        names = names\n", "layers=[...] ignored: activation adapters edit every layer"),
+    ("lora_layers_ignored", "methods", "ministeer/adapters/lora.py",
+     'chosen = [p for p in chosen if p.startswith("model.layers.") and int(p.split(".")[2]) in layers]',
+     'chosen = [p for p in chosen if p.startswith("model.layers.")]', "LoRA's layers=[...] ignored: every layer adapted"),
 ]
 
 

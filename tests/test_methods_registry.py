@@ -151,3 +151,22 @@ def test_each_kinds_defaults_are_the_documented_ones():
     for kind in ("lowrank", "vector", "lofit_scale", "jola"):
         assert A.make_spec(CFG, kind)["positions"] is None, kind
     assert A.make_spec(CFG, "lowrank")["alpha"] == 1.0
+
+
+@pytest.mark.parametrize("kind", ["lowrank", "vector", "loreft", "direft", "nodireft", "lofit_scale", "jola", "lora"])
+def test_layers_restricts_every_kind_to_those_layers(kind):
+    """``layers=[1]`` on a 2-layer model: every site (or LoRA module) of the adapter is in layer 1,
+    and with random arrays the stream after layer 0 is bitwise the base's. Rejects a ``layers``
+    option that is ignored (mutant ``layers_ignored``: the adapter edits every layer)."""
+    from adapter_strategies import randomize
+    from ministeer.model import run_with_cache
+    adapter = randomize(A.init_adapter(CFG, A.make_spec(CFG, kind, layers=[1])), 0)
+    where = adapter.spec.get("sites") or adapter.spec["modules"]
+    assert where and all(".1." in w for w in where), where
+    params = init_params(CFG, 0, std=0.3)
+    tokens = np.random.default_rng(0).integers(0, 16, (2, 5))
+    name = "blocks.0.hook_resid_post"
+    base = run_with_cache(params, tokens, CFG, names=[name])[1][name]
+    edited = run_with_cache(A.adapted_params(params, adapter), tokens, CFG, names=[name],
+                            hooks=A.adapter_hooks(adapter))[1][name]
+    assert np.array_equal(base, edited)
