@@ -23,7 +23,7 @@ AFFINE_KINDS = {
 }
 
 
-@settings(max_examples=10, deadline=None)
+@settings(deadline=None)
 @given(configs(), st.sampled_from(sorted(AFFINE_KINDS)), seeds)
 def test_the_affine_form_of_each_kind_is_its_shift(cfg, kind, seed):
     """For every kind ``fold`` can absorb, ``affine`` gives (P, Q, c) with delta(h) = P Q h + c,
@@ -40,7 +40,7 @@ def test_the_affine_form_of_each_kind_is_its_shift(cfg, kind, seed):
     np.testing.assert_allclose(by_parts, k.delta(adapter.spec, p, h), **EXACT)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(deadline=None)
 @given(model_and_tokens(presets=("gpt2",)), st.sampled_from(["direft", "nodireft"]), seeds)
 def test_direft_and_nodireft_fold_exactly(mt, kind, seed):
     """DiReFT and NoDiReFT at every position of the MLP output fold into the down projection and
@@ -80,7 +80,7 @@ def _joint(cfg, B, seed=0):
     return lora_p, steer.params
 
 
-@settings(max_examples=10, deadline=None)
+@settings(deadline=None)
 @given(st.integers(0, 3), seeds)
 def test_project_joint_official_means_the_full_basis_whatever_basis_is_passed(rank, seed):
     """``project_joint(mode="official")`` is the input side with all r singular vectors of B (the
@@ -102,7 +102,7 @@ def test_project_joint_official_means_the_full_basis_whatever_basis_is_passed(ra
         assert np.abs(official - principled).max() > 1e-6
 
 
-@settings(max_examples=15, deadline=None)
+@settings(deadline=None)
 @given(st.integers(0, 3), seeds)
 def test_the_rank_basis_removes_exactly_rank_B_directions(rank, seed):
     """basis="rank": V spans col(B) exactly (rank(B) columns), so D = [e_1; e_2; e_3] becomes
