@@ -90,3 +90,41 @@ def test_count_needs_no_allocation():
     assert 6.9e10 < A.base_param_count(big) < 7.1e10
     assert str(A.count_params(LLAMA_1B, "postblock_silu")).startswith("524,288 trainable (0.0424%")
     assert np.isclose(A.count_params(big, "full").percent, 100.0)
+
+
+def test_full_ft_with_an_adapter_on_top_trains_every_parameter():
+    """PEFT's "trainable%" of full FT plus a post-block adapter: every parameter of the adapted model
+    is trainable, so 100%, and the base-only share exceeds 100%. Rejects counting full FT's
+    trainable base as *added* parameters (mutant ``count_full_as_added``: 50%)."""
+    both = {"full": dict(kind="full"), "steer": dict(kind="lowrank", r=8)}
+    count = A.count_params(LLAMA_1B, both)
+    steer = 2 * 8 * 2048 * 16
+    assert count.trainable == 1_235_814_400 + steer
+    assert count.percent == 100.0
+    assert count.percent_of_base == pytest.approx(100 * (1_235_814_400 + steer) / 1_235_814_400, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["joint_orth_input", "joint_orth_official"])
+def test_a_method_of_several_adapters_adds_them_all_to_the_denominator(method):
+    """Joint LoRA + post-block: trainable n = the sum of the
+    adapters, and PEFT's share is 100 n / (base + n). Rejects a denominator with only the first
+    adapter added (mutant ``count_first_adapter_only``)."""
+    sizes = [A.count_params(LLAMA_1B, spec).trainable for spec in A.METHODS[method].adapters.values()]
+    assert len(sizes) == 2 and min(sizes) > 0
+    n = sum(sizes)
+    count = A.count_params(LLAMA_1B, method)
+    assert count.trainable == n
+    assert count.percent == pytest.approx(100 * n / (1_235_814_400 + n), rel=1e-12)
+
+
+@given(configs(), st.integers(1, 3))
+def test_the_head_methods_counts_are_their_closed_forms(cfg, k):
+    """LoFiT keeps K heads x d_head numbers (its bias vectors); JoLA has, per layer, A and v
+    (2 H d_head) and two log-alphas per head (2 H). Rejects a LoFiT vector as wide as the
+    residual stream (mutant ``lofit_v_d_model``)."""
+    from ministeer.adapters.lofit import default_k
+    k = min(k, cfg.n_layers * cfg.n_heads)
+    assert A.count_params(cfg, "lofit").trainable == default_k(cfg) * cfg.d_head
+    assert A.count_params(cfg, {"kind": "lofit", "k": k}).trainable == k * cfg.d_head
+    assert A.count_params(cfg, "jola").trainable == cfg.n_layers * 2 * cfg.n_heads * (cfg.d_head + 1)
+    assert A.count_params(cfg, {"kind": "jola", "layers": [0]}).trainable == 2 * cfg.n_heads * (cfg.d_head + 1)

@@ -1,0 +1,171 @@
+"""What a ``compare`` run is: which problems a seed draws (training and test draws follow the seed,
+the validation draw does not), which seed trains it, which settings make two runs comparable
+(the signature), and which logged runs a resume reuses. Each test names the wrong implementation
+it rejects (and its mutant in scripts/mutants.py)."""
+import dataclasses
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ministeer import adapters as A
+from ministeer.experiments import compare
+from ministeer.experiments.pretrain import BASE_PATH
+from ministeer.tasks import BENCHMARK, batch_sampler, examples
+
+TINY = replace(compare.Settings(), steps=1, batch_size=4, n_train=8, n_val=3, n_test=5, seeds=(0,), data_seed=10)
+
+
+def test_the_signature_covers_every_setting_but_which_methods_tasks_and_seeds(tmp_path):
+    """Runs are comparable when every setting (steps, batch size, data sizes, data seed, clipping,
+    the quick tier) and the base checkpoint's bytes agree; which methods, tasks and seeds a
+    command runs is not part of it (a run's own key holds those). Each field is changed alone.
+    Rejects a signature that leaves out a field (mutants ``signature_no_data_seed``,
+    ``signature_no_steps``): a resume would reuse runs trained or drawn differently."""
+    base = tmp_path / "base.npz"
+    base.write_bytes(b"some checkpoint bytes")
+    ref = compare.signature(TINY, str(base))
+    changed = dict(steps=2, batch_size=8, n_train=9, n_val=4, n_test=6, data_seed=11, clip=0.5, quick=True)
+    assert set(changed) | {"methods", "tasks", "seeds"} == {f.name for f in dataclasses.fields(compare.Settings)}
+    for field, value in changed.items():
+        assert compare.signature(replace(TINY, **{field: value}), str(base)) != ref, field
+    same = replace(TINY, methods=("lora",), tasks=("gsm",), seeds=(3, 4))
+    assert compare.signature(same, str(base)) == ref
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """run_one with its training and scoring recorded instead of run: what it was given."""
+    calls = {}
+
+    def train_method(method, params, cfg, data, *, steps, lr, seed, clip):
+        calls["train"] = dict(method=method, data=data, steps=steps, lr=lr, seed=seed, clip=clip)
+        return {}, type("Result", (), {"losses": [1.0, 0.5]})()
+
+    def accuracy(logits_fn, scored, **kw):
+        calls.setdefault("scored", []).append(scored)
+        return 0.25
+
+    monkeypatch.setattr(A, "train_method", train_method)
+    monkeypatch.setattr(compare, "accuracy", accuracy)
+    monkeypatch.setattr(compare, "_examples", compare._examples.__wrapped__)  # no cache between tests
+    return calls
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_runs_seed_draws_its_training_and_test_problems_and_its_batches(recorded, seed):
+    """Seed s of a run trains on ``examples(task, "train", n_train, seed=data_seed + s)`` in the batch
+    order of ``batch_sampler(..., seed=s)`` with adapter seed s, and is scored on the test draw
+    ``data_seed + s``. Rejects draws that ignore the seed (mutant ``draw_ignores_seed``: the spread
+    over seeds would leave out data sampling), a fixed batch order (``batches_ignore_seed``) and a
+    fixed adapter seed (``train_ignores_seed``)."""
+    record = compare.run_one("postblock_vector", "gsm", seed, 0.05, TINY)
+    train = examples("gsm", "train", TINY.n_train, seed=TINY.data_seed + seed, fmt=BENCHMARK)
+    test = examples("gsm", "test", TINY.n_test, seed=TINY.data_seed + seed, fmt=BENCHMARK)
+    got = recorded["train"]
+    assert (got["method"], got["steps"], got["lr"], got["seed"], got["clip"]) == ("postblock_vector", 1, 0.05, seed,
+                                                                                 TINY.clip)
+    expected = batch_sampler(train, TINY.batch_size, seed=seed)
+    for step in range(3):
+        assert np.array_equal(got["data"](step)["tokens"], expected(step)["tokens"])
+    assert recorded["scored"] == [test]
+    assert record["n_scored"] == TINY.n_test and record["accuracy"] == 0.25
+    assert record["signature"] == compare.signature(TINY)
+
+
+def test_the_validation_draw_is_the_same_for_every_seed(recorded):
+    """The learning-rate sweep scores every seed on one validation draw (``data_seed``), so rates
+    are compared on the same problems. Rejects a validation draw that follows the run's seed
+    (mutant ``val_follows_seed``)."""
+    for seed in (0, 2):
+        compare.run_one("postblock_vector", "gsm", seed, 0.05, TINY, split="val")
+    val = examples("gsm", "val", TINY.n_val, seed=TINY.data_seed, fmt=BENCHMARK)
+    assert recorded["scored"] == [val, val]
+
+
+def test_the_base_accuracy_averages_the_seeds_test_draws(monkeypatch):
+    """The unadapted base is scored on each seed's test draw and averaged, as the runs are. Rejects
+    scoring it on one draw only (mutant ``base_one_draw``)."""
+    seen = []
+    monkeypatch.setattr(compare, "accuracy", lambda fn, exs, **kw: seen.append(exs) or float(len(seen)))
+    monkeypatch.setattr(compare, "_examples", compare._examples.__wrapped__)
+    s = replace(TINY, seeds=(0, 1, 5))
+    assert compare.base_accuracy("gsm", s) == 2.0  # (1 + 2 + 3) / 3
+    assert seen == [examples("gsm", "test", s.n_test, seed=s.data_seed + k, fmt=BENCHMARK) for k in (0, 1, 5)]
+
+
+def test_a_resume_reuses_a_logged_run_only_under_its_own_key(tmp_path, monkeypatch):
+    """A logged run is reused for the job of the same method, task, seed, learning rate and split.
+    A sweep's validation run is not a test run; a run at another rate or seed is not this one.
+    Rejects a key without the split (mutant ``job_key_no_split``) or without the rate."""
+    ran = []
+
+    def fake_run(job):
+        ran.append((job["seed"], job["lr"], job.get("split", "test")))
+        return dict(method=job["method"], task=job["task"], seed=job["seed"], lr=job["lr"],
+                    split=job.get("split", "test"), accuracy=0.5, signature=compare.signature(job["settings"]))
+    monkeypatch.setattr(compare, "_run_job", fake_run)
+    log = tmp_path / "runs.jsonl"
+    job = dict(method="postblock_vector", task="gsm", seed=0, lr=0.05, settings=TINY)
+    compare.run_jobs([{**job, "split": "val"}], 1, "t", log)
+    ran.clear()
+    compare.run_jobs([job, {**job, "lr": 0.1}, {**job, "seed": 1}, {**job, "split": "val"}], 1, "t", log, resume=True)
+    assert ran == [(0, 0.05, "test"), (0, 0.1, "test"), (1, 0.05, "test")]
+
+
+def _val(lr, accuracy, val_loss=1.0, method="lora", task="gsm"):
+    return dict(method=method, task=task, seed=0, lr=lr, split="val", accuracy=accuracy, val_loss=val_loss)
+
+
+def test_the_sweep_chooses_by_accuracy_then_loss_then_the_smaller_rate():
+    """Per method and task: the best validation accuracy; among equal accuracies the lower validation
+    loss; among full ties the smaller rate, whatever order the runs finished in; a diverged run
+    (accuracy None) never wins. Rejects ties going to the larger rate (mutant
+    ``sweep_ties_larger``), the higher loss preferred (``sweep_prefers_higher_loss``) and a
+    diverged run counted as the best (``sweep_diverged_wins``)."""
+    by_accuracy = [_val(0.01, 0.5), _val(0.02, 0.7), _val(0.05, 0.6)]
+    by_loss = [_val(0.01, 0.5, 2.0), _val(0.02, 0.5, 1.0), _val(0.05, 0.4, 0.1)]
+    tied = [_val(0.05, 0.5), _val(0.01, 0.5), _val(0.02, 0.5)]
+    diverged = [_val(0.01, 0.0, 3.0), {**_val(0.02, None), "val_loss": None}]
+    for records, lr in ((by_accuracy, 0.02), (by_loss, 0.02), (tied, 0.01), (diverged, 0.01)):
+        for order in (records, records[::-1]):
+            assert compare.choose_lrs(order) == {"lora": {"gsm": lr}}
+    two = compare.choose_lrs([_val(0.01, 0.5), _val(0.02, 0.9, task="boolq"), _val(0.05, 0.1, task="boolq")])
+    assert two == {"lora": {"gsm": 0.01, "boolq": 0.02}}
+
+
+def test_the_sweep_scores_each_grid_rate_on_validation_with_the_first_seed(monkeypatch):
+    """One validation run per method, task and rate of the method's grid, all with the first seed
+    of the settings. Rejects a sweep on the test split or with another seed (mutant
+    ``sweep_last_seed``)."""
+    seen = []
+    monkeypatch.setattr(compare, "run_jobs", lambda jobs, *a, **k: seen.extend(jobs) or [
+        _val(j["lr"], 0.5, method=j["method"], task=j["task"]) for j in jobs])
+    s = replace(TINY, methods=("lora", "jola"), tasks=("gsm",), seeds=(4, 7))
+    compare.sweep(s, 1, str(BASE_PATH))
+    assert sorted((j["method"], j["lr"]) for j in seen) == sorted(
+        (m, lr) for m in ("lora", "jola") for lr in A.METHODS[m].lr_grid)
+    assert {(j["seed"], j["split"], j["task"]) for j in seen} == {(4, "val", "gsm")}
+
+
+def test_the_signature_follows_a_base_rewritten_in_place(tmp_path):
+    """``ministeer pretrain --out`` over the same file: the signature must follow the new bytes, even
+    though the digest is cached per file. Rejects a cache keyed by the path alone (mutant
+    ``signature_cached_by_path``): a resume would reuse the old base's runs."""
+    base = tmp_path / "base.npz"
+    base.write_bytes(b"the first base")
+    first = compare.signature(TINY, str(base))
+    base.write_bytes(b"a second, longer base")
+    assert compare.signature(TINY, str(base)) != first
+    base.write_bytes(b"the first base")
+    assert compare.signature(TINY, str(base)) == first
+
+
+def test_a_joint_methods_inference_modes_are_scored_on_test_runs_only(recorded, monkeypatch):
+    """The official inference-mode ablation is part of a test run's record; a sweep's validation run
+    skips it (three more scorings that no table reads). Rejects scoring the modes on validation too
+    (mutant ``modes_on_validation``)."""
+    monkeypatch.setattr(A, "inference_logits_fns", lambda *a: {"all": None, "lora_only": None, "adapter_only": None})
+    assert "modes" not in compare.run_one("joint_orth_input", "gsm", 0, 0.01, TINY, split="val")
+    assert set(compare.run_one("joint_orth_input", "gsm", 0, 0.01, TINY)["modes"]) == {"all", "lora_only",
+                                                                                     "adapter_only"}
