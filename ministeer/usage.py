@@ -148,3 +148,10 @@ def tick(bar, n=1):
 def close(bar):
     if bar is not None:
         bar.close()
+
+
+def writable_folder(path):
+    """Check that ``path`` can hold the outputs (``usage.check_writable``), then create it."""
+    check_writable(Path(path) / "runs.jsonl", "--out")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return Path(path)

@@ -15,7 +15,7 @@ import pytest
 
 from ministeer import adapters as A
 from ministeer.cli import COMMANDS
-from ministeer.experiments import compare, gates, pretrain, report
+from ministeer.experiments import compare, gates, pool, pretrain, report
 from ministeer.io import CheckpointError
 from ministeer.experiments.pretrain import BASE_CONFIG, BASE_PATH, CARD_PATH, fingerprint, load_base, load_card
 from ministeer.tasks import TASK_NAMES
@@ -282,7 +282,7 @@ def test_ctrl_c_stops_the_workers_promptly():
     """Rejects waiting for the running jobs (30 s sleeps) before returning."""
     start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
-        compare.for_each_result(time.sleep, [0.01, 30, 30, 30], 2, _interrupt)
+        pool.for_each_result(time.sleep, [0.01, 30, 30, 30], 2, _interrupt)
     assert time.perf_counter() - start < 20
 
 

@@ -16,7 +16,7 @@ import pytest
 from ministeer import adapters as A
 from ministeer import init_params, save_model
 from ministeer.cli import main
-from ministeer.experiments import compare, pretrain
+from ministeer.experiments import compare, pool, pretrain
 from ministeer.experiments.pretrain import BASE_CONFIG, BASE_PATH, fingerprint
 from ministeer.io import CheckpointError
 from ministeer.usage import UsageError, folder_lock
@@ -336,14 +336,14 @@ def test_long_phases_show_progress_and_run_silently_without_tqdm(capsys, monkeyp
     """``analyze``'s tasks (``run_jobs_plain`` with a description) and the gate evaluation
     draw a bar on stderr; without tqdm they print nothing and give the same results."""
     from ministeer.experiments import gates
-    assert compare.run_jobs_plain(abs, [-1, -2, 3], 1, desc="analyze (tasks done)") == [1, 2, 3]
+    assert pool.run_jobs_plain(abs, [-1, -2, 3], 1, desc="analyze (tasks done)") == [1, 2, 3]
     assert "analyze (tasks done)" in capsys.readouterr().err
     params, cfg = pretrain.load_base()
     sizes = dict(n_acc=2, n_probe_train=12, n_probe_test=6, tasks=("gsm",))
     with_bar = gates.evaluate_gates(params, cfg, **sizes)
     assert "gates (tasks evaluated)" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails as if tqdm were missing
-    assert compare.run_jobs_plain(abs, [-1, -2, 3], 1, desc="analyze (tasks done)") == [1, 2, 3]
+    assert pool.run_jobs_plain(abs, [-1, -2, 3], 1, desc="analyze (tasks done)") == [1, 2, 3]
     assert gates.evaluate_gates(params, cfg, **sizes) == with_bar
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""

@@ -35,8 +35,9 @@ from ..theory.fitting import fit_rank_r
 from ..theory.oracle import lockstep_shifts, oracle_hooks
 from ..theory.where import skip_coverage
 from ..tree import named_leaves
-from ..usage import Parser, UsageError, existing_file, folder_lock, positive_int
+from ..usage import Parser, UsageError, existing_file, folder_lock, positive_int, writable_folder
 from .compare import QUICK, Settings, load_lrs, lookup_lr
+from .pool import run_jobs_plain
 from .pretrain import BASE_PATH, load_base
 
 
@@ -145,7 +146,6 @@ def markdown(results, rank=8):
 
 
 def main(argv=()):
-    from .compare import writable_folder
     parser = Parser(prog="ministeer analyze", description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="output folder (default runs/analyze, or runs/analyze-quick)")
     parser.add_argument("--tasks", nargs="+", choices=TASK_NAMES, default=list(TASK_NAMES))
@@ -164,7 +164,6 @@ def main(argv=()):
 
 
 def _analyze_into(out, args):
-    from .compare import run_jobs_plain
     settings = Settings(**QUICK) if args.quick else Settings()
     tasks = args.tasks[:1] if args.quick else args.tasks
     lrs, start = load_lrs(), time.perf_counter()

@@ -24,12 +24,10 @@ and the folder is locked while the command runs. Outputs: ``results.json``, ``ta
 import hashlib
 import json
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 
 from .. import adapters as A
@@ -37,9 +35,10 @@ from ..io import CheckpointError, write_json_atomic
 from ..model import forward, loss_fn
 from ..tasks import BENCHMARK, TASK_NAMES, accuracy, batch_sampler, encode, examples
 from ..train import TrainingDiverged
-from ..usage import (Parser, UsageError, check_writable, close, existing_file, folder_lock, non_negative_int,
-                     positive_int, progress_bar, tick)
+from ..usage import (Parser, UsageError, existing_file, folder_lock, non_negative_int, positive_int,
+                     writable_folder)
 from .pretrain import BASE_PATH, load_base
+from .pool import for_each_result
 from .runlog import append_record, check_log, move_aside
 
 LR_PATH = Path(__file__).resolve().parent / "lrs.json"
@@ -145,9 +144,6 @@ def _run_job(job):
     return run_one(**job)
 
 
-def _ignore_sigint():  # workers leave Ctrl-C to the parent, which terminates them
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
 # ---------------------------------------------------------------- many runs, logged as they finish
 
 
@@ -202,53 +198,6 @@ def run_jobs(jobs, n_workers, desc, log_path=None, resume=False):
         _close(bar, records)
     order = {job_key(j): i for i, j in enumerate(jobs)}
     return sorted(records, key=lambda r: order[job_key(r)])  # job order, whatever the finishing order
-
-
-def for_each_result(fn, jobs, n_workers, on_result):
-    """Call ``on_result(fn(job))`` for every job, in finishing order, over ``n_workers`` processes.
-
-    Workers ignore Ctrl-C; the parent terminates them at once on it (or on any error),
-    so an interrupted run stops promptly and keeps what ``on_result`` already stored."""
-    if n_workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            on_result(fn(job))
-        return
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core per worker; read when a worker imports numpy
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    pool = get_context("spawn").Pool(min(n_workers, len(jobs)), initializer=_ignore_sigint)
-    try:
-        for result in pool.imap_unordered(fn, jobs):
-            on_result(result)
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
-
-
-def run_jobs_plain(fn, jobs, n_workers, desc=None):
-    """``[fn(job) for job in jobs]`` in job order, over ``n_workers`` processes; with ``desc``,
-    a progress bar (``usage.progress_bar``) counts the finished jobs."""
-    results, bar = {}, progress_bar(len(jobs), desc, unit="job") if desc else None
-
-    def store(result):
-        results[result[0]] = result[1]
-        tick(bar)
-    indexed = [(i, job) for i, job in enumerate(jobs)]
-    try:
-        for_each_result(_Indexed(fn), indexed, n_workers, store)
-    finally:
-        close(bar)
-    return [results[i] for i in range(len(jobs))]
-
-
-class _Indexed:  # a picklable (i, job) -> (i, fn(job)) for spawn workers
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, item):
-        return item[0], self.fn(item[1])
 
 
 def _bar(total, desc, initial=0):
@@ -328,13 +277,6 @@ def logged_runs(settings, log_path, lrs=None, base_path=str(BASE_PATH)):
     return [done[job_key(j)] for j in planned_jobs(settings, lrs, base_path) if job_key(j) in done]
 
 # ---------------------------------------------------------------- command line
-
-
-def writable_folder(path):
-    """Check that ``path`` can hold the outputs (``usage.check_writable``), then create it."""
-    check_writable(Path(path) / "runs.jsonl", "--out")
-    Path(path).mkdir(parents=True, exist_ok=True)
-    return Path(path)
 
 
 def parse(argv):
