@@ -295,7 +295,8 @@ class AdamW:
 
 def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8,
         schedule="constant", warmup=0, clip=None, group_lr=None, project=None, progress=False,
-        callback=None, checkpoint_dir=None, checkpoint_every=None, keep=2, resume=None, run=None):
+        callback=None, checkpoint_dir=None, checkpoint_every=None, keep=2, resume=None, run=None,
+        pass_step=False):
     """Minimize ``objective(trainable, batch)`` with AdamW for ``steps`` steps.
 
     data      -- a function ``step -> batch`` (deterministic given its own seed) or an
@@ -315,8 +316,10 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
                  newest in ``checkpoint_dir`` if there is one, else start afresh. The
                  continued run is bitwise the uninterrupted one.
     run       -- JSON-able description of what is trained (method spec, seeds), stored in
-                 each checkpoint; resuming under a different one is refused. An objective that
-                 counts its calls (random draws per step) gets ``objective.resume_at(step)``.
+                 each checkpoint; resuming under a different one is refused.
+    pass_step -- call ``objective(trainable, batch, step)``: for an objective whose random
+                 draws or penalty schedule follow the optimizer step (``adapters.objective``),
+                 so a resumed run draws what the uninterrupted one drew at each step.
     Raises ``ValueError`` for meaningless settings or data, and ``TrainingDiverged`` (with
     the step, the cause and the last finite params) on NaN/inf.
     """
@@ -339,8 +342,6 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
     if resume_from is not None:
         start, trainable, m, v, losses = load_state(resume_from, trainable, settings, run)
         moments = (m, v)
-        if hasattr(objective, "resume_at"):  # an objective that counts its calls (adapters.objective)
-            objective.resume_at(start)
     optimizer = AdamW(trainable, lrs, betas, eps, weight_decay, moments=moments, step=start)
     save = (lambda n: save_state(checkpoint_dir, n, trainable, *optimizer.moments(trainable), result.losses,
                                  settings, run, keep)) if checkpoint_dir is not None else None
@@ -350,7 +351,8 @@ def fit(objective, trainable, data, *, steps, lr=1e-3, weight_decay=0.0, betas=(
     for step in range(start, steps):
         if project is not None:
             trainable = project(trainable, step)
-        loss, grads = value_and_grad_fn(trainable, _next_batch(source, step, steps))
+        batch = _next_batch(source, step, steps)
+        loss, grads = value_and_grad_fn(trainable, batch, step) if pass_step else value_and_grad_fn(trainable, batch)
         loss, finite = _read_back(loss, grads)
         if not finite:
             _diverged(loss, grads, step, trainable, previous, lr)  # names the cause and raises

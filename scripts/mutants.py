@@ -385,8 +385,11 @@ MUTANTS = [
      "h.update(json.dumps([a.dtype.str, list(a.shape)]).encode())", "the file digest ignores tensor names"),
     ("ckpt_structure_no_dtype", "checkpoints", "ministeer/io/state.py", "[[list(p), list(leaf.shape), str(leaf.dtype)]",
      "[[list(p), list(leaf.shape)]", "a checkpoint of another dtype is resumed, not refused"),
-    ("fit_no_resume_at", "checkpoints", "ministeer/train.py", "            objective.resume_at(start)\n", "            pass\n",
-     "fit never tells a counting objective where it resumes: JoLA redraws the first steps' noise"),
+    ("fit_step_from_resume", "checkpoints", "ministeer/train.py", "value_and_grad_fn(trainable, batch, step) if pass_step",
+     "value_and_grad_fn(trainable, batch, step - start) if pass_step",
+     "fit counts the objective's steps from the resume: JoLA redraws the first steps' noise"),
+    ("fit_step_not_passed", "checkpoints", "ministeer/adapters/methods.py", '"intervene_last": intervene_last}, pass_step=True,',
+     '"intervene_last": intervene_last}, pass_step=False,', "train_method does not pass the step: every call fails"),
     # ---------------------------------------------------------------- compare: signature, seeds, draws
     ("signature_no_data_seed", "compare", "ministeer/experiments/compare.py",
      'if k not in ("methods", "tasks", "seeds")}', 'if k not in ("methods", "tasks", "seeds", "data_seed")}',

@@ -154,11 +154,11 @@ def test_jola_gate_schedule_is_the_official_exponential_decay():
 
 
 def test_the_training_objective_gives_each_step_its_own_penalty_weight():
-    """The objective passes its call count t to the penalty: with g1 always open and g2 always
+    """The objective passes the optimizer step t to the penalty: with g1 always open and g2 always
     closed (log_alpha = +-50, so the training and evaluation losses agree bitwise), objective minus
     evaluation loss = lam_t P1 + (1 - lam_t) P2 over L H, and it changes as t grows. Rejects a
     penalty that always sees step 0, so JoLA's lam_t never decays (mutant
-    ``jola_schedule_frozen``), and a count that ignores ``resume_at``."""
+    ``jola_schedule_frozen``)."""
     params = init_params(CFG, 0, std=0.3)
     adapter = randomize(A.jola(CFG, seed=0), 0)
     adapter = adapter.with_params({s: {**p, "log_g1": 0 * p["log_g1"] + 50, "log_g2": 0 * p["log_g2"] - 50}
@@ -167,9 +167,7 @@ def test_the_training_objective_gives_each_step_its_own_penalty_weight():
     evaluation = A.adapted_loss(params, ads, batch["tokens"], CFG, mask=batch["mask"])
     objective = A.objective(params, ads, CFG)
     trainable = A.trainable_of(ads)
-    gaps = [objective(trainable, batch) - evaluation for _ in range(3)]
-    objective.resume_at(300)
-    gaps.append(objective(trainable, batch) - evaluation)
+    gaps = [objective(trainable, batch, step) - evaluation for step in (0, 1, 2, 300)]
     for gap, t in zip(gaps, (0, 1, 2, 300)):
         np.testing.assert_allclose(gap, J.l0_penalty(CFG, adapter.spec, adapter.params, t), **EXACT)
     assert gaps[3] < gaps[0] - 0.05 / (CFG.n_layers * CFG.n_heads)  # lam_300 = 0.1 e^-3: g1's weight fell

@@ -185,7 +185,7 @@ def test_jola_gates_are_deterministic_at_eval_and_seeded_in_training():
     assert one == A.adapted_loss(params, adapter, batch["tokens"], CFG, mask=batch["mask"])
     trainable = A.trainable_of(adapter)
     objectives = [A.objective(params, adapter, CFG, seed) for seed in (5, 5, 6)]
-    runs = [[f(trainable, batch) for _ in range(3)] for f in objectives]  # three steps each
+    runs = [[f(trainable, batch, step) for step in range(3)] for f in objectives]  # three steps each
     assert runs[0] == runs[1]
     assert len(set(runs[0])) == 3 and runs[0] != runs[2]  # each step draws new noise
 
@@ -212,7 +212,7 @@ def test_the_penalty_enters_the_training_loss_and_not_the_evaluation_loss():
     adapter = adapter.with_params({s: {**p, "log_g1": 0 * p["log_g1"] + 50, "log_g2": 0 * p["log_g2"] + 50}
                                    for s, p in adapter.params.items()})
     batch = copy_task(0)
-    train = A.objective(params, {"jola": adapter}, CFG)(A.trainable_of({"jola": adapter}), batch)
+    train = A.objective(params, {"jola": adapter}, CFG)(A.trainable_of({"jola": adapter}), batch, 0)
     evaluation = A.adapted_loss(params, {"jola": adapter}, batch["tokens"], CFG, mask=batch["mask"])
     np.testing.assert_allclose(train - evaluation, l0_penalty(CFG, adapter.spec, adapter.params, 0), **EXACT)
 

@@ -60,7 +60,7 @@ def test_train_method_intervene_last_trains_a_last_position_adapter_with_the_ste
     assert result.losses[-1] < result.losses[0] - 0.05, result.losses
     moved = {"steer": randomize(trained["steer"], 2)}  # the objective train_method uses is the stepwise loss
     objective = A.objective(params, moved, CFG, stepwise=True)
-    assert objective(A.trainable_of(moved), batch) == A.stepwise_loss(params, moved, batch["tokens"], CFG, batch["mask"])
+    assert objective(A.trainable_of(moved), batch, 0) == A.stepwise_loss(params, moved, batch["tokens"], CFG, batch["mask"])
 
 
 @given(model_and_tokens(), seeds)

@@ -276,7 +276,7 @@ def test_adapter_gradients_match_numpy(method):
             trainable = tree_map(lambda a: a + 0.1, A.trainable_of({method: adapter}))  # off the zero init
             objective = A.objective(params, {method: adapter}, cfg)
             b = batch if name == "numpy" else on_fake(batch)
-            results.append((objective(trainable, b), grad(objective)(trainable, b)))
+            results.append((objective(trainable, b, 0), grad(objective)(trainable, b, 0)))
     assert_trees_close(results[1], results[0])
 
 

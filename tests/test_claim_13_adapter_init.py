@@ -23,7 +23,7 @@ def test_noop_at_init_and_gradient_reaches_U_only(mt, r, activation, seed):
     tokens = np.concatenate([tokens, tokens], axis=1)[:, :cfg.n_ctx]  # >= 2 positions: a next-token loss exists
     steer = {"steer": A.lowrank(cfg, r=r, activation=activation, seed=seed % 2**31)}
     assert np.array_equal(A.adapted_forward(params, steer, tokens, cfg), forward(params, tokens, cfg))
-    g = dict(named_leaves(grad(A.objective(params, steer, cfg))(A.trainable_of(steer), {"tokens": tokens})))
+    g = dict(named_leaves(grad(A.objective(params, steer, cfg))(A.trainable_of(steer), {"tokens": tokens}, 0)))
     U = [v for n, v in g.items() if n.endswith(".U")]
     D = [v for n, v in g.items() if n.endswith(".D")]
     assert len(U) == len(D) == cfg.n_layers

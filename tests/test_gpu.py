@@ -79,5 +79,5 @@ def test_adapter_gradients_match_numpy():
             trainable = tree_map(lambda a: a + 0.1, A.trainable_of({"steer": steer}))
             objective = A.objective(params, {"steer": steer}, cfg)
             batch = tokens if name == "numpy" else from_numpy(tokens)
-            out.append(tree_map(lambda a: to_numpy(a), grad(objective)(trainable, batch)))
+            out.append(tree_map(lambda a: to_numpy(a), grad(objective)(trainable, batch, 0)))
     _assert_close(out[1], out[0], **GPU64)

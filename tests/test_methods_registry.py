@@ -104,7 +104,7 @@ def test_train_method_holds_the_papers_training_settings_fixed(tmp_path):
     default. Read back from the training-state checkpoint, which stores what ``fit`` was given.
     Rejects no warmup (mutant ``train_no_warmup``) and another default schedule
     (``train_cosine_default``). LoFiT, trained in two stages, refuses checkpoints by name."""
-    from ministeer.checkpoints import list_checkpoints
+    from ministeer.io.state import list_checkpoints
     from ministeer.io import load_arrays
     params = init_params(CFG, 0, std=0.3)
     tokens = np.random.default_rng(0).integers(0, 16, (4, 8))
@@ -135,7 +135,7 @@ def test_a_joint_method_trains_exactly_as_fit_with_its_projection(tmp_path):
         start = A.build_method("joint_orth_output", CFG, params, seed=3)
         by_hand = fit(A.objective(params, start, CFG, 3), A.trainable_of(start), data, steps=4, lr=1e-2,
                       schedule="linear", warmup=math.ceil(0.03 * 4),
-                      project=A.orth_projector("output", every or "step", steps=4))
+                      project=A.orth_projector("output", every or "step", steps=4), pass_step=True)
         assert result.losses == by_hand.losses
 
 

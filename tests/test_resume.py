@@ -111,7 +111,7 @@ def test_an_interrupted_jola_run_resumes_bitwise(tmp_path):
     """JoLA draws gate noise per step and weighs its penalty by lam_t: after a kill at step 3 of 6,
     the resumed run's losses and arrays are bitwise the uninterrupted run's. Rejects a resumed
     objective that restarts its step count (mutant ``resume_count_ignored``: steps 3-5 would
-    redraw steps 0-2's noise; ``fit_no_resume_at`` likewise) and a resume that restarts Adam's moments."""
+    redraw steps 0-2's noise; ``fit_step_from_resume`` likewise) and a resume that restarts Adam's moments."""
     params = init_params(CFG, 0, std=0.3)
     kw = dict(steps=6, lr=3e-2, seed=2, clip=1.0)
     straight, result = A.train_method("jola", params, CFG, _copy_batches, **kw)

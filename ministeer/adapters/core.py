@@ -23,7 +23,6 @@ Adapter or a list is accepted too. Hooks at one site run in the dict's order.
 Tests: tests/test_adapters_core.py (exact no-op at init, the formulas at a site, positions,
 composition), tests/test_adapters_backend.py (the same on the CuPy code path).
 """
-import itertools
 import json
 import math
 import numbers
@@ -302,27 +301,22 @@ def with_trainable(adapters, trainable):
 
 
 def objective(params, adapters, cfg, seed=0, stepwise=False):
-    """``(trainable, batch) -> loss`` for ``fit``: the completion-only SFT loss, base frozen,
-    plus every adapter's ``Kind.penalty`` (LoFiT's L1, JoLA's L0), in training mode.
+    """``(trainable, batch, step) -> loss`` for ``fit(..., pass_step=True)``: the
+    completion-only SFT loss, base frozen, plus every adapter's ``Kind.penalty`` (LoFiT's L1,
+    JoLA's L0), in training mode.
 
     ``batch`` is ``{"tokens": int [B, T], "mask": float [B, T]}`` or a bare token array.
-    The objective counts its calls (``fit`` makes one per step): call i draws the adapters'
-    training noise (``Kind.sample``) from ``default_rng([seed, i, adapter index])`` and gives
-    i to the penalties' schedules, so a run is bitwise reproducible from ``seed``.
+    At optimizer step i the adapters' training noise (``Kind.sample``) is drawn from
+    ``default_rng([seed, i, adapter index])`` and i is given to the penalties' schedules, so a
+    run, resumed or not, is bitwise reproducible from ``seed``.
     ``stepwise`` -- use ``stepwise_loss`` (the official ``--intervene-last`` training).
     """
     adapters = as_adapters(adapters)
     kinds = {name: get_kind(a.kind) for name, a in adapters.items()}
-    calls = itertools.count()
 
-    def resume_at(step):  # fit, resuming at ``step``, continues the count (and so the draws) there
-        nonlocal calls
-        calls = itertools.count(step)
-
-    def loss(trainable, batch):
+    def loss(trainable, batch, step):
         if not isinstance(batch, dict):
             batch = {"tokens": batch}
-        step = next(calls)
         current = with_trainable(adapters, trainable)
         draws = {}
         for i, (name, a) in enumerate(current.items()):
@@ -339,5 +333,4 @@ def objective(params, adapters, cfg, seed=0, stepwise=False):
             if kinds[name].penalty is not None:
                 value = value + kinds[name].penalty(cfg, a.spec, a.params, step)
         return value
-    loss.resume_at = resume_at
     return loss

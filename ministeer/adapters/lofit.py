@@ -169,7 +169,7 @@ def train_lofit(params, cfg, data, *, steps, lr, seed=0, adapters=None, select_s
         scale = {"scale": lofit_scale(cfg, layers=layers, l1=l1, seed=seed)}
         selection = fit(objective(params, scale, cfg, seed), trainable_of(scale), data,
                         steps=steps if select_steps is None else select_steps,
-                        lr=lr / 20 if select_lr is None else select_lr, **fit_kwargs)
+                        lr=lr / 20 if select_lr is None else select_lr, pass_step=True, **fit_kwargs)
         scale = with_trainable(scale, selection.params)["scale"]
         rows = [split_name(s)[0] for s in scale.spec["sites"]]
         heads = select_heads(head_norms(scale), spec["k"], rows)
@@ -180,6 +180,6 @@ def train_lofit(params, cfg, data, *, steps, lr, seed=0, adapters=None, select_s
         done, callback = len(selection.losses), fit_kwargs["callback"]
         fit_kwargs = dict(fit_kwargs, callback=lambda step, loss, trainable: callback(done + step, loss, trainable))
     result = fit(objective(params, offsets, cfg, seed), trainable_of(offsets), data, steps=steps, lr=lr,
-                 **fit_kwargs)
+                 pass_step=True, **fit_kwargs)
     result.select = selection
     return with_trainable(offsets, result.params), result

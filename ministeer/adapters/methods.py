@@ -204,5 +204,5 @@ def train_method(name, params, cfg, data, *, steps=100, lr=None, seed=0, schedul
     result = fit(objective(params, adapters, cfg, seed, stepwise=intervene_last), trainable_of(adapters), data,
                  steps=steps, lr=lr, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, keep=keep,
                  resume=resume, run={"method": name, "specs": {n: a.spec for n, a in adapters.items()},
-                                     "seed": seed, "intervene_last": intervene_last}, **options)
+                                     "seed": seed, "intervene_last": intervene_last}, pass_step=True, **options)
     return with_trainable(adapters, result.params), result

@@ -332,7 +332,7 @@ def claim_13_adapter_init(M):
     steer = {"steer": A.lowrank(cfg, r=2, seed=int(M.rng.integers(2**31)))}
     steered = to_numpy(A.adapted_forward(M.params, steer, M.tokens, cfg))
     same = bool(np.all(steered == to_numpy(forward(M.params, M.tokens, cfg))))
-    g = grad(A.objective(M.params, steer, cfg))(A.trainable_of(steer), {"tokens": M.tokens})
+    g = grad(A.objective(M.params, steer, cfg))(A.trainable_of(steer), {"tokens": M.tokens}, 0)
     leaves = dict(named_leaves(g))
     u = sum(float(np.sum(to_numpy(v) ** 2)) for n, v in leaves.items() if n.endswith(".U"))
     dd = sum(float(np.sum(to_numpy(v) ** 2)) for n, v in leaves.items() if n.endswith(".D"))
