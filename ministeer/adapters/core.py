@@ -173,8 +173,11 @@ def _as_dict(node):
 
 
 def check_adapters(cfg, adapters):
-    for name, a in as_adapters(adapters).items():
+    """``as_adapters(adapters)``, each one checked against ``cfg``."""
+    adapters = as_adapters(adapters)
+    for name, a in adapters.items():
         check_adapter(cfg, name, a)
+    return adapters
 
 # ---------------------------------------------------------------- applying a set of adapters
 
@@ -202,10 +205,14 @@ def as_adapters(adapters):
 
 def adapted_params(params, adapters):
     """Effective base weights: ``full`` replaces them, then each ``lora`` adds ``s B A``."""
-    for a in as_adapters(adapters).values():
+    return _effective_weights(params, as_adapters(adapters))
+
+
+def _effective_weights(params, adapters):  # adapters: already {name: Adapter}
+    for a in adapters.values():
         if a.kind == "full":
             params = a.params
-    for a in as_adapters(adapters).values():
+    for a in adapters.values():
         kind = get_kind(a.kind)
         if kind.weights is not None:
             params = kind.weights(a.spec, a.params, params)
@@ -219,8 +226,12 @@ def adapter_hooks(adapters, prompt_lengths=None, draws=None):
     (``Kind.sample``), seen by ``delta`` beside the params. Without them an adapter runs in
     evaluation mode (JoLA: deterministic gates).
     """
+    return _activation_hooks(as_adapters(adapters), prompt_lengths, draws)
+
+
+def _activation_hooks(adapters, prompt_lengths, draws):  # adapters: already {name: Adapter}
     hooks = {}
-    for name, a in as_adapters(adapters).items():
+    for name, a in adapters.items():
         kind = get_kind(a.kind)
         if kind.delta is not None:
             for site in a.spec["sites"]:
@@ -242,8 +253,8 @@ def _shift_hook(delta, spec, p, prompt_lengths):
     return hook
 
 
-def _all_hooks(cfg, adapters, hooks, prompt_lengths, draws=None):
-    merged = adapter_hooks(adapters, prompt_lengths, draws)
+def _all_hooks(cfg, adapters, hooks, prompt_lengths, draws=None):  # adapters: already {name: Adapter}
+    merged = _activation_hooks(adapters, prompt_lengths, draws)
     for name, fns in resolve_hooks(cfg, hooks).items():  # the caller's hooks run after the adapters'
         merged.setdefault(name, []).extend(fns)
     return merged
@@ -251,8 +262,8 @@ def _all_hooks(cfg, adapters, hooks, prompt_lengths, draws=None):
 
 def adapted_forward(params, adapters, tokens, cfg, hooks=None, prompt_lengths=None):
     """Logits [B, T, V] of the base ``params`` with ``adapters`` applied (one call, any mix)."""
-    check_adapters(cfg, adapters)
-    return forward(adapted_params(params, adapters), tokens, cfg, _all_hooks(cfg, adapters, hooks, prompt_lengths))
+    adapters = check_adapters(cfg, adapters)  # normalized once, used by both sides below
+    return forward(_effective_weights(params, adapters), tokens, cfg, _all_hooks(cfg, adapters, hooks, prompt_lengths))
 
 
 def adapted_loss(params, adapters, tokens, cfg, mask=None, targets=None, hooks=None, prompt_lengths=None,
@@ -260,10 +271,10 @@ def adapted_loss(params, adapters, tokens, cfg, mask=None, targets=None, hooks=N
     """``model.loss_fn`` with adapters. ``mask`` [B, T] = 1 on supervised completion tokens;
     it also fixes the prompt length for pyreft-style ``"f<k>+l<k>"`` positions.
     ``draws``: a training step's random draws (see ``adapter_hooks``); None = evaluation mode."""
-    check_adapters(cfg, adapters)
+    adapters = check_adapters(cfg, adapters)
     if prompt_lengths is None and mask is not None:
         prompt_lengths = prompt_lengths_from_mask(mask)
-    return loss_fn(adapted_params(params, adapters), tokens, cfg, targets=targets, mask=mask,
+    return loss_fn(_effective_weights(params, adapters), tokens, cfg, targets=targets, mask=mask,
                    hooks=_all_hooks(cfg, adapters, hooks, prompt_lengths, draws))
 
 
