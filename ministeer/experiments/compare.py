@@ -60,6 +60,7 @@ class Settings:
     data_seed: int = 0  # added to each run's seed for its draw of problems
     clip: float = 1.0
     quick: bool = False
+    recipe: str = "shared"  # or "official": each method's own schedule and warmup (adapters.recipes)
 
 
 QUICK = dict(seeds=(0,), steps=25, batch_size=16, n_train=400, n_val=40, n_test=40, quick=True)
@@ -70,6 +71,8 @@ def signature(settings, base_path=str(BASE_PATH)):
     """A short hash of what makes runs comparable: the settings (not which methods, tasks or
     seeds) and the bytes of the base checkpoint, so that a resume never reuses runs of another base."""
     core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds")}
+    if core["recipe"] == "shared":  # the shared recipe's runs keep the signature they had before the option
+        del core["recipe"]
     if not Path(base_path).is_file():  # the error load_base would give, before a log is read
         raise CheckpointError(f"no checkpoint file at {str(base_path)!r}")
     stat = Path(base_path).stat()
@@ -106,7 +109,8 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     start = time.perf_counter()
     try:
         adapters, result = A.train_method(method, params, cfg, batch_sampler(train, s.batch_size, seed=seed),
-                                          steps=s.steps, lr=lr, seed=seed, clip=s.clip)
+                                          steps=s.steps, lr=lr, seed=seed, clip=s.clip,
+                                          **A.fit_settings(method, s.recipe, s.steps))
     except TrainingDiverged as err:
         return {**record, "accuracy": None, "diverged_at": err.step, "seconds": time.perf_counter() - start}
     logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)
@@ -346,11 +350,14 @@ def main(argv=()):
     parser.add_argument("--methods", nargs="+", choices=EVERYTHING, help="override the methods")
     parser.add_argument("--steps", type=int, help="override the training steps per run")
     parser.add_argument("--base", default=str(BASE_PATH), help="base checkpoint (default: the shipped one)")
+    parser.add_argument("--recipe", choices=A.RECIPES, default="shared",
+                        help="official: each method under its authors' schedule and warmup (adapters.recipes)")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
     settings = Settings(**QUICK) if args.quick else Settings(**ALL) if args.all else Settings()
     overrides = dict(seeds=args.seeds and tuple(args.seeds), tasks=args.tasks and tuple(args.tasks),
-                     methods=args.methods and tuple(args.methods), steps=args.steps)
+                     methods=args.methods and tuple(args.methods), steps=args.steps,
+                     recipe=args.recipe != "shared" and args.recipe)
     settings = replace(settings, **{k: v for k, v in overrides.items() if v})
     default_out = "runs/compare-quick" if args.quick else "runs/compare-all" if args.all else "runs/compare"
     out = writable_folder(args.out or default_out)
