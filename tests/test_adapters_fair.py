@@ -184,3 +184,29 @@ def test_compare_trains_each_method_under_the_chosen_recipe(monkeypatch):
         assert (seen[-1]["schedule"], seen[-1]["warmup"]) == expect
     shared, official = compare.Settings(), compare.Settings(recipe="official")
     assert compare.signature(shared) != compare.signature(official)
+
+# ---------------------------------------------------------------- JoLA's lam_t counter
+
+
+def test_jolas_lambda_counter_is_the_optimizer_step_and_evaluation_does_not_advance_it():
+    """Call i of the objective (fit's step i) carries the penalty at t = i, from 0; evaluation
+    losses in between do not move it (the official code counts every loss call, from 1: see
+    jola.py). The additive gates pinned open and the multiplicative ones shut, so the training
+    loss minus the evaluation loss is the penalty, and the penalty depends on lam_t (with both
+    pinned alike it would not). Kills jola_counter_from_one."""
+    from ministeer.adapters.jola import l0_penalty
+    cfg = Config.llama(vocab_size=16, d_model=8, n_heads=2, n_kv_heads=1, d_mlp=16, n_layers=2, n_ctx=8)
+    params = init_params(cfg, 0, std=0.3)
+    adapter = randomize(A.jola(cfg, seed=0, gate_decay=0.5), 0)
+    adapter = adapter.with_params({s: {**p, "log_g1": 0 * p["log_g1"] + 50, "log_g2": 0 * p["log_g2"] - 50}
+                                   for s, p in adapter.params.items()})
+    tokens = np.random.default_rng(0).integers(0, 16, (2, 8))
+    mask = np.ones((2, 8))
+    objective = A.objective(params, {"jola": adapter}, cfg)
+    evaluation = A.adapted_loss(params, {"jola": adapter}, tokens, cfg, mask=mask)
+    for step in range(3):
+        train = objective(A.trainable_of({"jola": adapter}), {"tokens": tokens, "mask": mask})
+        A.adapted_loss(params, {"jola": adapter}, tokens, cfg, mask=mask)  # an evaluation: no count
+        np.testing.assert_allclose(train - evaluation, l0_penalty(cfg, adapter.spec, adapter.params, step), **EXACT)
+    assert not np.isclose(l0_penalty(cfg, adapter.spec, adapter.params, 0),
+                          l0_penalty(cfg, adapter.spec, adapter.params, 1), rtol=1e-6)

@@ -8,7 +8,8 @@ data and test sampling. Each method uses the learning rate chosen for it on the
 validation split (``lrs.json`` beside this file; ``--sweep`` re-chooses it from the
 method's grid in ``adapters.METHODS``). Everything else is held fixed across methods:
 steps, batch, linear schedule with 3% warmup, no weight decay, gradient clipping at 1.0
-(the Hugging Face Trainer default the paper's code inherits).
+(the Hugging Face Trainer default the paper's code inherits); ``--recipe official`` gives
+each method its authors' schedule and warmup instead (``adapters/recipes.py``).
 
 Two tiers: the default is the headline table (``HEADLINE`` methods, ≤ 10 min with 2
 workers on 2 idle cores); ``--all`` runs every registered method (rank sweep, site
