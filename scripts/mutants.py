@@ -266,6 +266,9 @@ MUTANTS = [
     ("compare_ignores_recipe", "fair", "ministeer/experiments/compare.py",
      "**A.fit_settings(method, s.recipe, s.steps))", '**A.fit_settings(method, "shared", s.steps))',
      "compare --recipe official still trains every method under the shared recipe"),
+    ("signature_counts_shared_recipe", "fair", "ministeer/experiments/compare.py",
+     '    if core.get("recipe") == "shared":', '    if False:',
+     "the shared recipe changes the signature: committed runs no longer resume"),
     ("jola_counter_from_one", "fair", "ministeer/adapters/core.py", "    calls = itertools.count()\n",
      "    calls = itertools.count(1)\n", "the objective's step counter (JoLA's lam_t) starts at 1"),
 ]

@@ -1,5 +1,6 @@
 """Baselines as their authors run them: ReFT at every position, pyreft's separate first- and
 last-position interventions, LoFiT's published K, and each method's official training setup."""
+import dataclasses
 import math
 
 import numpy as np
@@ -169,7 +170,8 @@ def test_the_shared_recipe_is_what_train_method_does_by_default(name, steps):
 
 def test_compare_trains_each_method_under_the_chosen_recipe(monkeypatch):
     """compare's run_one passes fit_settings(method, recipe) to train_method, and the shared
-    recipe keeps the signature runs had before the option. Kills compare_ignores_recipe."""
+    recipe keeps the signature runs had before the option. Kills compare_ignores_recipe and
+    signature_counts_shared_recipe."""
     from ministeer.experiments import compare
     seen = []
 
@@ -184,6 +186,10 @@ def test_compare_trains_each_method_under_the_chosen_recipe(monkeypatch):
         assert (seen[-1]["schedule"], seen[-1]["warmup"]) == expect
     shared, official = compare.Settings(), compare.Settings(recipe="official")
     assert compare.signature(shared) != compare.signature(official)
+    fields = [(f.name, f.type, dataclasses.field(default=f.default)) for f in dataclasses.fields(compare.Settings)
+              if f.name != "recipe"]
+    before = dataclasses.make_dataclass("SettingsWithoutRecipe", fields, frozen=True)()
+    assert compare.signature(shared) == compare.signature(before)  # committed runs still resume
 
 # ---------------------------------------------------------------- JoLA's lam_t counter
 

@@ -72,7 +72,7 @@ def signature(settings, base_path=str(BASE_PATH)):
     """A short hash of what makes runs comparable: the settings (not which methods, tasks or
     seeds) and the bytes of the base checkpoint, so that a resume never reuses runs of another base."""
     core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds")}
-    if core["recipe"] == "shared":  # the shared recipe's runs keep the signature they had before the option
+    if core.get("recipe") == "shared":  # the shared recipe's runs keep the signature they had before the option
         del core["recipe"]
     if not Path(base_path).is_file():  # the error load_base would give, before a log is read
         raise CheckpointError(f"no checkpoint file at {str(base_path)!r}")
