@@ -32,7 +32,8 @@ https://github.com/stanfordnlp/pyreft/blob/main/pyreft/dataset.py). ``share_weig
 (pyreft's ``--share_weights`` flag, and this kind's default) trains one intervention per
 layer on both. With ``share_weights=False`` each site holds the first positions' arrays
 (``R_raw``/``R``, ``W``, ``b``) and the last positions' (the same names + ``_last``), drawn
-independently: twice the parameters.
+independently: twice the parameters. (pyreft also caps k at half the prompt, which matters
+only for prompts shorter than 2k tokens; not done here.)
 """
 import numpy as np  # host side only: initialization
 
@@ -105,9 +106,9 @@ def _parts(spec, p):
     if spec.get("share_weights", True):
         return [(spec, p)]
     first, last = parse_first_last(spec["positions"])
-    mine = {k: v for k, v in p.items() if not k.endswith(LAST)}
-    theirs = {k[:-len(LAST)]: v for k, v in p.items() if k.endswith(LAST)}
-    return [({**spec, "positions": f"f{first}"}, mine), ({**spec, "positions": f"l{last}"}, theirs)]
+    at_first = {k: v for k, v in p.items() if not k.endswith(LAST)}
+    at_last = {k[:-len(LAST)]: v for k, v in p.items() if k.endswith(LAST)}
+    return [({**spec, "positions": f"f{first}"}, at_first), ({**spec, "positions": f"l{last}"}, at_last)]
 
 
 def loreft_delta(spec, p, h):
