@@ -47,4 +47,6 @@ def adapter_specs(draw, cfg, kinds=("vector", "lowrank", "loreft", "direft", "no
         fields["r"] = draw(st.integers(1, min(widths) if kind in ("loreft", "direft") else 4))
     if kind == "lowrank":
         fields["activation"] = draw(st.sampled_from(sorted(A.ACTIVATIONS)))
+    if kind in ("loreft", "direft", "nodireft") and positions == "f1+l1":
+        fields["share_weights"] = draw(st.booleans())  # pyreft's default False: two interventions
     return kind, fields

@@ -29,7 +29,7 @@ def test_count_equals_the_size_of_the_initialized_adapter(cfg, data):
 
 @given(configs(), st.sampled_from(sorted(A.METHODS)))
 def test_method_count_equals_the_built_adapters(cfg, name):
-    assume(name not in ("loreft", "direft") or cfg.d_model >= 8)  # orthonormal rows need r = 8 <= d
+    assume(name not in ("loreft", "loreft_all", "direft") or cfg.d_model >= 8)  # orthonormal rows need r = 8 <= d
     adapters = A.build_method(name, cfg, init_params(cfg))
     count = A.count_params(cfg, name)
     assert count.trainable == sum(tree_size(a.params) for a in adapters.values())

@@ -233,8 +233,8 @@ def test_jola_init_follows_the_official_distributions():
 
 @given(configs())
 def test_counts_equal_the_closed_forms_and_the_built_adapters(cfg):
-    """LoFiT keeps K d_head (K = floor(0.1 L H), at least 1); JoLA has 2 H (d_head + 1) per layer."""
-    K = max(1, int(0.1 * cfg.n_layers * cfg.n_heads))
+    """LoFiT keeps K d_head (K = ceil(L H / 32), at least 1); JoLA has 2 H (d_head + 1) per layer."""
+    K = max(1, -(-cfg.n_layers * cfg.n_heads // 32))
     assert A.count_params(cfg, "lofit").trainable == K * cfg.d_head
     assert A.count_params(cfg, "jola").trainable == cfg.n_layers * 2 * cfg.n_heads * (cfg.d_head + 1)
     assert A.count_params(cfg, {"kind": "lofit", "heads": [[0, 0]]}).trainable == cfg.d_head

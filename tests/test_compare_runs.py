@@ -18,14 +18,15 @@ TINY = replace(compare.Settings(), steps=1, batch_size=4, n_train=8, n_val=3, n_
 
 def test_the_signature_covers_every_setting_but_which_methods_tasks_and_seeds(tmp_path):
     """Runs are comparable when every setting (steps, batch size, data sizes, data seed, clipping,
-    the quick tier) and the base checkpoint's bytes agree; which methods, tasks and seeds a
+    the quick tier, the recipe) and the base checkpoint's bytes agree; which methods, tasks and seeds a
     command runs is not part of it (a run's own key holds those). Each field is changed alone.
     Rejects a signature that leaves out a field (mutants ``signature_no_data_seed``,
     ``signature_no_steps``): a resume would reuse runs trained or drawn differently."""
     base = tmp_path / "base.npz"
     base.write_bytes(b"some checkpoint bytes")
     ref = compare.signature(TINY, str(base))
-    changed = dict(steps=2, batch_size=8, n_train=9, n_val=4, n_test=6, data_seed=11, clip=0.5, quick=True)
+    changed = dict(steps=2, batch_size=8, n_train=9, n_val=4, n_test=6, data_seed=11, clip=0.5, quick=True,
+                   recipe="official")
     assert set(changed) | {"methods", "tasks", "seeds"} == {f.name for f in dataclasses.fields(compare.Settings)}
     for field, value in changed.items():
         assert compare.signature(replace(TINY, **{field: value}), str(base)) != ref, field
@@ -38,8 +39,8 @@ def recorded(monkeypatch):
     """run_one with its training and scoring recorded instead of run: what it was given."""
     calls = {}
 
-    def train_method(method, params, cfg, data, *, steps, lr, seed, clip):
-        calls["train"] = dict(method=method, data=data, steps=steps, lr=lr, seed=seed, clip=clip)
+    def train_method(method, params, cfg, data, *, steps, lr, seed, clip, **recipe):
+        calls["train"] = dict(method=method, data=data, steps=steps, lr=lr, seed=seed, clip=clip, **recipe)
         return {}, type("Result", (), {"losses": [1.0, 0.5]})()
 
     def accuracy(logits_fn, scored, **kw):

@@ -22,6 +22,7 @@ IDENTITY = {
     "lora_r1": {"lora": dict(LORA, r=1, alpha=1.0)},                   # size-matched: alpha / r = 1 kept
     "lora_r2": {"lora": dict(LORA, r=2, alpha=2.0)},
     "loreft": {"reft": dict(REFT, kind="loreft")},                     # pyreft's f1+l1, block output
+    "loreft_all": {"reft": dict(REFT, kind="loreft", positions=None)},  # every position, prompt and generated
     "direft": {"reft": dict(REFT, kind="direft")},                     # R orthonormal, no -R h
     "nodireft": {"reft": dict(REFT, kind="nodireft")},                 # R free
     "postblock_linear": {"steer": dict(POST, activation="linear")},

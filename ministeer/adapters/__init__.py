@@ -24,16 +24,18 @@ from .full import full
 from .lora import delta_weight, linear_modules, lora, merge_lora, resolve_targets, unmerge_lora
 from .methods import METHODS, Method, build_method, method_specs, train_method
 from .positions import position_mask
+from .recipes import OFFICIAL, RECIPES, fit_settings, official_setup
 from .reft import direft, loreft, nodireft, orthonormal_rows, rotation
 from .saving import load_adapters, save_adapters
 from .steer import ACTIVATIONS, lowrank, steering_vector
 
-__all__ = ["ACTIVATIONS", "Adapter", "FoldError", "INFERENCE_MODES", "KINDS", "METHODS", "Method", "ParamCount",
+__all__ = ["ACTIVATIONS", "Adapter", "FoldError", "INFERENCE_MODES", "KINDS", "METHODS", "Method", "OFFICIAL",
+           "ParamCount", "RECIPES",
            "adapted_forward", "adapted_loss", "adapted_params", "adapter_hooks", "adapter_size", "as_adapters",
-           "base_param_count", "build_method", "column_basis", "count_params", "delta_weight", "direft", "fold",
-           "full", "full_basis", "gates", "head_norms", "inference_logits_fns", "inference_modes", "init_adapter",
+           "base_param_count", "build_method", "column_basis", "count_params", "delta_weight", "direft", "fit_settings",
+           "fold", "full", "full_basis", "gates", "head_norms", "inference_logits_fns", "inference_modes", "init_adapter",
            "jola", "linear_modules", "load_adapters", "lofit", "lofit_scale", "lora", "loreft", "lowrank",
-           "make_spec", "merge_lora", "method_specs", "nodireft", "objective", "orth_projector",
+           "make_spec", "merge_lora", "method_specs", "nodireft", "objective", "official_setup", "orth_projector",
            "orthonormal_rows", "position_mask", "project_joint", "resolve_targets", "rotation", "save_adapters",
            "select_heads", "steering_vector", "stepwise_loss", "train_lofit", "train_method", "trainable_of",
            "unmerge_lora", "with_trainable"]

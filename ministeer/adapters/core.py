@@ -74,6 +74,8 @@ class Kind:
                                         # one training step (JoLA's gate noise), merged into ``delta``'s p
     site_spec: Optional[Callable] = None  # (spec, site) -> the spec ``delta`` sees at that site (LoFiT:
                                           # which heads of this layer carry an offset)
+    parts: Optional[Callable] = None    # (spec, p) -> [(spec, p), ...]: the interventions one site holds,
+                                        # each with its own positions and arrays (ReFT, share_weights=False)
 
 
 KINDS = {}
@@ -239,7 +241,8 @@ def _activation_hooks(adapters, prompt_lengths, draws):  # adapters: already {na
                 if draws and name in draws:
                     p = {**p, **draws[name][site]}
                 spec = a.spec if kind.site_spec is None else kind.site_spec(a.spec, site)
-                hooks.setdefault(site, []).append(_shift_hook(kind.delta, spec, p, prompt_lengths))
+                for part_spec, part_p in ([(spec, p)] if kind.parts is None else kind.parts(spec, p)):
+                    hooks.setdefault(site, []).append(_shift_hook(kind.delta, part_spec, part_p, prompt_lengths))
     return hooks
 
 

@@ -22,7 +22,13 @@ The expected-L0 penalty enters the training loss (``Kind.penalty``):
     lam_t = 0.1 exp(-0.01 t)                     (the default "expon" gate schedule).
 
 The division by H twice (a mean over heads, then by L H) and the (lam, 1 - lam) weighting
-of the additive and multiplicative gates are the official code's; we keep them.
+of the additive and multiplicative gates are the official code's; we keep them. The counter
+t is not: here it is the optimizer step, from 0 (``objective`` counts its calls, one per
+``fit`` step; ``adapted_loss``, the evaluation, never advances it). The official
+``ExponentialDecaySchedule.get_lambda`` (``jola/trainers.py``) increments its own count before
+it reads it, on every ``compute_loss`` call: from 1, and once per micro-batch of gradient
+accumulation and per evaluation batch as well. Without either (as in ``fit``), the official
+lam_t is ours at t + 1.
 Initialization as the official code: A, v ~ N(0, 1e-3), log_alpha xavier-uniform on a
 [H, 1] tensor, i.e. U(-sqrt(6 / (H + 1)), +). So JoLA is not an exact no-op at init
 (``init_std=0`` makes it one). Tests: tests/test_adapters_lofit_jola.py.

@@ -5,8 +5,9 @@ tables, the default learning rate, the 5-point grid ``compare --sweep`` chooses 
 for joint methods, the orthogonality constraint (docs/06-joint-adaptation.md). ``train_method`` builds the adapters
 on a frozen base and runs ``fit`` on the completion-only SFT loss.
 
-Names: full, lora, lora_r1, lora_r2 (the size-matched weight-space baselines), loreft,
-direft, nodireft, postblock_linear, postblock_silu, postblock_vector, postblock_r1,
+Names: full, lora, lora_r1, lora_r2 (the size-matched weight-space baselines), loreft
+(prompt positions f1+l1, one intervention shared by both: pyreft's ``--share_weights``),
+loreft_all (every position, prompt and generated), direft, nodireft, postblock_linear, postblock_silu, postblock_vector, postblock_r1,
 postblock_r2, postblock_r4 (the rank sweep), attnout_r8, premlp_r8, postmlp_r8,
 submodules_r8, lofit, jola, joint_naive, joint_orth_input, joint_orth_output,
 joint_orth_official. Smoke-tested in tests/test_adapters_train.py.
@@ -105,8 +106,13 @@ METHODS.update({
     # the official --submodules: one adapter on the post-attention-norm output (pre-MLP) and one on the MLP output
     "submodules_r8": Method({"steer": dict(POSTBLOCK, sites=["pre_mlp", "post_mlp"])},
                             "Pre-MLP + post-MLP r=8 (--submodules)", 2e-3, STEER_GRID),
-    # LoFiT (lofit.py): lr is the offset step's (official 1e-2); the head-selection step uses lr / 20
-    "lofit": Method({"lofit": dict(kind="lofit")}, "LoFiT", 1e-2, LOFIT_GRID, train=train_lofit),
+    # LoReFT on every position, prompt and generated tokens alike (pyreft's positions are prompt-only:
+    # "loreft" edits the first and last prompt token, one intervention shared by both)
+    "loreft_all": Method({"reft": dict(kind="loreft", r=8, positions=None)}, "LoReFT r=8 (all positions)", 2e-3,
+                         REFT_GRID),
+    # LoFiT (lofit.py): lr is the offset step's (official 1e-2); the head-selection step uses lr / 20 and
+    # L1 5e-3 (the CLUTRR script's); K = lofit.default_k(cfg), the scripts' 32 of 1024 heads, at least one
+    "lofit": Method({"lofit": dict(kind="lofit", k=None)}, "LoFiT", 1e-2, LOFIT_GRID, train=train_lofit),
     # JoLA (jola.py): the official config's lr 5e-3
     "jola": Method({"jola": dict(kind="jola")}, "JoLA", 5e-3, JOLA_GRID),
     # the official code's projection exactly: input side, all r singular vectors, every 100 steps, no final projection

@@ -8,7 +8,8 @@ data and test sampling. Each method uses the learning rate chosen for it on the
 validation split (``lrs.json`` beside this file; ``--sweep`` re-chooses it from the
 method's grid in ``adapters.METHODS``). Everything else is held fixed across methods:
 steps, batch, linear schedule with 3% warmup, no weight decay, gradient clipping at 1.0
-(the Hugging Face Trainer default the paper's code inherits).
+(the Hugging Face Trainer default the paper's code inherits); ``--recipe official`` gives
+each method its authors' schedule and warmup instead (``adapters/recipes.py``).
 
 Two tiers: the default is the headline table (``HEADLINE`` methods, ≤ 10 min with 2
 workers on 2 idle cores); ``--all`` runs every registered method (rank sweep, site
@@ -63,6 +64,7 @@ class Settings:
     data_seed: int = 0  # added to each run's seed for its draw of problems
     clip: float = 1.0
     quick: bool = False
+    recipe: str = "shared"  # or "official": each method's own schedule and warmup (adapters.recipes)
 
 
 QUICK = dict(seeds=(0,), steps=25, batch_size=16, n_train=400, n_val=40, n_test=40, quick=True)
@@ -73,6 +75,8 @@ def signature(settings, base_path=str(BASE_PATH)):
     """A short hash of what makes runs comparable: the settings (not which methods, tasks or
     seeds) and the bytes of the base checkpoint, so that a resume never reuses runs of another base."""
     core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds")}
+    if core.get("recipe") == "shared":  # the shared recipe's runs keep the signature they had before the option
+        del core["recipe"]
     if not Path(base_path).is_file():  # the error load_base would give, before a log is read
         raise CheckpointError(f"no checkpoint file at {str(base_path)!r}")
     stat = Path(base_path).stat()
@@ -109,7 +113,8 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     start = time.perf_counter()
     try:
         adapters, result = A.train_method(method, params, cfg, batch_sampler(train, s.batch_size, seed=seed),
-                                          steps=s.steps, lr=lr, seed=seed, clip=s.clip)
+                                          steps=s.steps, lr=lr, seed=seed, clip=s.clip,
+                                          **A.fit_settings(method, s.recipe, s.steps))
     except TrainingDiverged as err:
         return {**record, "accuracy": None, "diverged_at": err.step, "seconds": time.perf_counter() - start}
     logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)
@@ -303,6 +308,8 @@ def parse(argv):
     parser.add_argument("--steps", type=positive_int, help="override the training steps per run")
     parser.add_argument("--base", type=existing_file, default=str(BASE_PATH),
                         help="base checkpoint (default: the shipped one)")
+    parser.add_argument("--recipe", choices=A.RECIPES, default="shared",
+                        help="official: each method under its authors' schedule and warmup (adapters.recipes)")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
     if args.report_only and (args.fresh or args.sweep):
@@ -314,7 +321,8 @@ def main(argv=()):
     args = parse(argv)
     settings = Settings(**QUICK) if args.quick else Settings(**ALL) if args.all else Settings()
     overrides = dict(seeds=args.seeds and tuple(dict.fromkeys(args.seeds)), tasks=args.tasks and tuple(args.tasks),
-                     methods=args.methods and tuple(args.methods), steps=args.steps)
+                     methods=args.methods and tuple(args.methods), steps=args.steps,
+                     recipe=None if args.recipe == "shared" else args.recipe)
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     try:  # every input is checked before the output folder is touched
         load_base(args.base)
