@@ -10,6 +10,7 @@ import pytest
 
 from ministeer import adapters as A
 from ministeer.experiments import compare
+from ministeer.experiments.grids import grid_of
 from ministeer.experiments.pretrain import BASE_PATH
 from ministeer.tasks import BENCHMARK, batch_sampler, examples
 
@@ -145,7 +146,7 @@ def test_the_sweep_scores_each_grid_rate_on_validation_with_the_first_seed(monke
     s = replace(TINY, methods=("lora", "jola"), tasks=("gsm",), seeds=(4, 7))
     compare.sweep(s, 1, str(BASE_PATH))
     assert sorted((j["method"], j["lr"]) for j in seen) == sorted(
-        (m, lr) for m in ("lora", "jola") for lr in A.METHODS[m].lr_grid)
+        (m, lr) for m in ("lora", "jola") for lr in grid_of(m))
     assert {(j["seed"], j["split"], j["task"]) for j in seen} == {(4, "val", "gsm")}
 
 
@@ -170,3 +171,13 @@ def test_a_joint_methods_inference_modes_are_scored_on_test_runs_only(recorded, 
     assert "modes" not in compare.run_one("joint_orth_input", "gsm", 0, 0.01, TINY, split="val")
     assert set(compare.run_one("joint_orth_input", "gsm", 0, 0.01, TINY)["modes"]) == {"all", "lora_only",
                                                                                      "adapter_only"}
+
+
+def test_every_registered_method_has_a_grid_and_only_those():
+    """The benchmark's tuning covers the registry exactly: a new method without a grid is a clear
+    error naming the file, and a grid for a method that no longer exists is caught here."""
+    from ministeer.experiments.grids import GRIDS
+    assert set(GRIDS) == set(A.METHODS)
+    assert all(len(g) >= 5 and list(g) == sorted(g) for g in GRIDS.values())
+    with pytest.raises(KeyError, match="experiments/grids.py"):
+        grid_of("no_such_method")

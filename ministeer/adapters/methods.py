@@ -1,9 +1,10 @@
 """Every method the paper compares, by name, and one call to train it.
 
 ``METHODS[name]`` is a ``Method``: the adapters (name -> spec fields), the label shown in
-tables, the default learning rate, the 5-point grid ``compare --sweep`` chooses from and,
-for joint methods, the orthogonality constraint (docs/06-joint-adaptation.md). ``train_method`` builds the adapters
-on a frozen base and runs ``fit`` on the completion-only SFT loss.
+tables, the default learning rate and, for joint methods, the orthogonality constraint
+(docs/06-joint-adaptation.md). ``train_method`` builds the adapters on a frozen base and runs
+``fit`` on the completion-only SFT loss. How a method is tuned on this project's toy benchmark
+(its learning-rate grid) belongs to the experiments: ``experiments/grids.py``.
 
 Names: full, lora, lora_r1, lora_r2 (the size-matched weight-space baselines), loreft
 (prompt positions f1+l1, one intervention shared by both: pyreft's ``--share_weights``),
@@ -22,44 +23,18 @@ from .joint import orth_projector
 from .lofit import train_lofit
 from .full import full
 
-# Learning-rate grids, per family of method. The paper sweeps 5 values per method for 1B-8B
-# models trained for an epoch; this 0.2M-parameter model trained for a few hundred steps needs
-# larger steps. 5 points over a 20-30x span, placed so that the values chosen on the toy
-# benchmark fall inside (``ministeer compare`` flags a chosen value at an edge).
-FULL_GRID = (1e-4, 3e-4, 1e-3, 2e-3, 4e-3, 1e-2, 2e-2)
-LORA_GRID = (2e-3, 5e-3, 1e-2, 2e-2, 5e-2)
-STEER_GRID = (5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
-# One more point past each edge that a sweep chose (docs/results.md, "learning rates"). The
-# first sweeps: full FT both ways (above), LoRA r=1 and r=2, LoReFT, the vector and pre-MLP
-# upwards, SiLU downwards; then LoReFT and the vector upwards again (at 0% accuracy at every
-# rate, where the validation loss decides), post-block linear downwards. The --all sweep:
-# post-block r=2 and r=4 upwards on BoolQ, and pre-MLP
-# upwards again on ListOps; the rank sweep shares one grid, so r=1 gets the point too. Then
-# every method still at an edge, all at 0% accuracy with the validation loss still falling:
-# the ReFT family (one grid), the vector, LoFiT and JoLA, upwards until the loss turns.
-LORA_LOW_RANK_GRID = LORA_GRID + (1e-1,)
-REFT_GRID = STEER_GRID + (2e-1, 5e-1, 1.0)
-VECTOR_GRID = (1e-2, 2e-2, 5e-2, 1e-1, 2e-1, 5e-1, 1.0, 2.0, 5.0)
-LOFIT_GRID = STEER_GRID + (2e-1, 5e-1, 1.0, 2.0, 5.0)
-JOLA_GRID = STEER_GRID + (2e-1, 5e-1)
-SILU_GRID = (2e-3,) + STEER_GRID
-LINEAR_GRID = SILU_GRID
-RANK_SWEEP_GRID = STEER_GRID + (2e-1,)
-PREMLP_GRID = STEER_GRID + (2e-1, 5e-1)
-
 LORA8_ALL = dict(kind="lora", r=8, alpha=8.0, targets="all-linear")  # = q,k,v,o,gate,up,down (gelu: no gate)
 POSTBLOCK = dict(kind="lowrank", sites="post_block", r=8, activation="silu")
 
 
 @dataclass(frozen=True)
 class Method:
-    """One row of the comparison: which adapters, how they are shown, and their learning rates.
+    """One method: which adapters, how it is shown, its default learning rate and how it trains.
 
     adapters -- ``{adapter name: spec fields}``, built by ``build_method``.
     label    -- the name printed in tables and figures.
     lr       -- the default learning rate of ``train_method``: the paper's value for 1B-8B
-                models; toy-scale runs pass their own (``lr_grid``).
-    lr_grid  -- the values ``ministeer compare --sweep`` chooses from on validation.
+                models; toy-scale runs pass their own (``experiments/grids.py``).
     orth     -- joint methods: the orthogonality projection (``joint.orth_projector``).
     train    -- methods whose training is not one ``fit`` (LoFiT's two steps): called by
                 ``train_method`` as ``train(params, cfg, data, steps=, lr=, seed=, adapters=, **fit options)``.
@@ -67,57 +42,51 @@ class Method:
     adapters: dict
     label: str
     lr: float
-    lr_grid: tuple
     orth: dict = None
     train: Callable = None
 
 
 METHODS = {
-    "full": Method({"full": dict(kind="full")}, "Full FT", 2e-5, FULL_GRID),
-    "lora": Method({"lora": LORA8_ALL}, "LoRA r=8", 3e-4, LORA_GRID),
-    "lora_r1": Method({"lora": dict(LORA8_ALL, r=1, alpha=1.0)}, "LoRA r=1", 3e-4, LORA_LOW_RANK_GRID),
-    "lora_r2": Method({"lora": dict(LORA8_ALL, r=2, alpha=2.0)}, "LoRA r=2", 3e-4, LORA_LOW_RANK_GRID),
-    "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3, REFT_GRID),
-    "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3, REFT_GRID),
+    "full": Method({"full": dict(kind="full")}, "Full FT", 2e-5),
+    "lora": Method({"lora": LORA8_ALL}, "LoRA r=8", 3e-4),
+    "lora_r1": Method({"lora": dict(LORA8_ALL, r=1, alpha=1.0)}, "LoRA r=1", 3e-4),
+    "lora_r2": Method({"lora": dict(LORA8_ALL, r=2, alpha=2.0)}, "LoRA r=2", 3e-4),
+    "loreft": Method({"reft": dict(kind="loreft", r=8, positions="f1+l1")}, "LoReFT r=8", 2e-3),
+    "direft": Method({"reft": dict(kind="direft", r=8, positions="f1+l1")}, "DiReFT r=8", 2e-3),
     "postblock_linear": Method({"steer": dict(POSTBLOCK, activation="linear")}, "Post-block r=8 (linear)",
-                               2e-3, LINEAR_GRID),
-    "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3, SILU_GRID),
+                               2e-3),
+    "postblock_silu": Method({"steer": POSTBLOCK}, "Post-block r=8 (SiLU)", 2e-3),
     "postblock_vector": Method({"steer": dict(kind="vector", sites="post_block")}, "Post-block vector",
-                               2e-3, VECTOR_GRID),
-    "postblock_r1": Method({"steer": dict(POSTBLOCK, r=1)}, "Post-block r=1", 2e-3, RANK_SWEEP_GRID),
-    "postblock_r2": Method({"steer": dict(POSTBLOCK, r=2)}, "Post-block r=2", 2e-3, RANK_SWEEP_GRID),
-    "postblock_r4": Method({"steer": dict(POSTBLOCK, r=4)}, "Post-block r=4", 2e-3, RANK_SWEEP_GRID),
+                               2e-3),
+    "postblock_r1": Method({"steer": dict(POSTBLOCK, r=1)}, "Post-block r=1", 2e-3),
+    "postblock_r2": Method({"steer": dict(POSTBLOCK, r=2)}, "Post-block r=2", 2e-3),
+    "postblock_r4": Method({"steer": dict(POSTBLOCK, r=4)}, "Post-block r=4", 2e-3),
     "attnout_r8": Method({"steer": dict(POSTBLOCK, sites="blocks.*.hook_attn_out")}, "Attn-out r=8 (SiLU)",
-                         2e-3, STEER_GRID),
-    "premlp_r8": Method({"steer": dict(POSTBLOCK, sites="pre_mlp")}, "Pre-MLP r=8 (SiLU)", 2e-3, PREMLP_GRID),
-    "postmlp_r8": Method({"steer": dict(POSTBLOCK, sites="post_mlp")}, "Post-MLP r=8 (SiLU)", 2e-3, STEER_GRID),
-    "joint_naive": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint LoRA+post-block (naive)", 2e-4,
-                          LORA_GRID, orth=dict(mode="none")),
-    "joint_orth_input": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. input (D)", 2e-4,
-                               LORA_GRID, orth=dict(mode="input", every="step")),
-    "joint_orth_output": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. output (U)", 2e-4,
-                                LORA_GRID, orth=dict(mode="output", every="step")),
+                         2e-3),
+    "premlp_r8": Method({"steer": dict(POSTBLOCK, sites="pre_mlp")}, "Pre-MLP r=8 (SiLU)", 2e-3),
+    "postmlp_r8": Method({"steer": dict(POSTBLOCK, sites="post_mlp")}, "Post-MLP r=8 (SiLU)", 2e-3),
+    "joint_naive": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint LoRA+post-block (naive)", 2e-4, orth=dict(mode="none")),
+    "joint_orth_input": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. input (D)", 2e-4, orth=dict(mode="input", every="step")),
+    "joint_orth_output": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. output (U)", 2e-4, orth=dict(mode="output", every="step")),
 }
 
 # The paper's head-level baselines and the official code's options.
 METHODS.update({
     # pyreft's NodireftIntervention: DiReFT with R unconstrained ("direft" keeps R orthonormal, as pyreft does)
-    "nodireft": Method({"reft": dict(kind="nodireft", r=8, positions="f1+l1")}, "NoDiReFT r=8", 2e-3, REFT_GRID),
+    "nodireft": Method({"reft": dict(kind="nodireft", r=8, positions="f1+l1")}, "NoDiReFT r=8", 2e-3),
     # the official --submodules: one adapter on the post-attention-norm output (pre-MLP) and one on the MLP output
     "submodules_r8": Method({"steer": dict(POSTBLOCK, sites=["pre_mlp", "post_mlp"])},
-                            "Pre-MLP + post-MLP r=8 (--submodules)", 2e-3, STEER_GRID),
+                            "Pre-MLP + post-MLP r=8 (--submodules)", 2e-3),
     # LoReFT on every position, prompt and generated tokens alike (pyreft's positions are prompt-only:
     # "loreft" edits the first and last prompt token, one intervention shared by both)
-    "loreft_all": Method({"reft": dict(kind="loreft", r=8, positions=None)}, "LoReFT r=8 (all positions)", 2e-3,
-                         REFT_GRID),
+    "loreft_all": Method({"reft": dict(kind="loreft", r=8, positions=None)}, "LoReFT r=8 (all positions)", 2e-3),
     # LoFiT (lofit.py): lr is the offset step's (official 1e-2); the head-selection step uses lr / 20 and
     # L1 5e-3 (the CLUTRR script's); K = lofit.default_k(cfg), the scripts' 32 of 1024 heads, at least one
-    "lofit": Method({"lofit": dict(kind="lofit", k=None)}, "LoFiT", 1e-2, LOFIT_GRID, train=train_lofit),
+    "lofit": Method({"lofit": dict(kind="lofit", k=None)}, "LoFiT", 1e-2, train=train_lofit),
     # JoLA (jola.py): the official config's lr 5e-3
-    "jola": Method({"jola": dict(kind="jola")}, "JoLA", 5e-3, JOLA_GRID),
+    "jola": Method({"jola": dict(kind="jola")}, "JoLA", 5e-3),
     # the official code's projection exactly: input side, all r singular vectors, every 100 steps, no final projection
-    "joint_orth_official": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. input (official)", 2e-4,
-                                  LORA_GRID, orth=dict(mode="official")),
+    "joint_orth_official": Method({"lora": LORA8_ALL, "steer": POSTBLOCK}, "Joint, orth. input (official)", 2e-4, orth=dict(mode="official")),
 })
 
 

@@ -39,6 +39,7 @@ from ..train import TrainingDiverged
 from ..usage import (Parser, UsageError, existing_file, folder_lock, non_negative_int, positive_int,
                      writable_folder)
 from .pretrain import BASE_PATH, load_base
+from .grids import grid_of
 from .pool import for_each_result
 from .runlog import append_record, check_log, move_aside
 
@@ -233,7 +234,7 @@ def _close(bar, records):
 def sweep(settings, n_workers, base_path, log_path=None, resume=False):
     """``{method: {task: lr}}``: the grid point with the best validation accuracy (then loss), seed 0."""
     jobs = [dict(method=m, task=t, seed=settings.seeds[0], lr=lr, settings=settings, split="val",
-                 base_path=base_path) for m in settings.methods for t in settings.tasks for lr in A.METHODS[m].lr_grid]
+                 base_path=base_path) for m in settings.methods for t in settings.tasks for lr in grid_of(m)]
     records = run_jobs(jobs, n_workers, "lr sweep", log_path, resume)
     return choose_lrs(records), records
 
@@ -356,13 +357,13 @@ def _compare_into(out, settings, args):
     try:
         if args.sweep:
             lrs, sweep_records = sweep(settings, args.jobs, args.base, out / "sweep.jsonl", args.resume)
-            grids = {m: A.METHODS[m].lr_grid for m in settings.methods}
+            grids = {m: grid_of(m) for m in settings.methods}
             payload = {"lrs": lrs, "grids": grids, "settings": asdict(settings), "runs": sweep_records}
             write_json_atomic(out / "lrs.json", payload, indent=1)
             if args.write_lrs:
                 stored = load_lrs() if LR_PATH.exists() else {}
                 merged = {m: {**stored.get(m, {}), **by_task} for m, by_task in {**stored, **lrs}.items()}
-                write_json_atomic(LR_PATH, {"lrs": merged, "grids": {m: A.METHODS[m].lr_grid for m in merged},
+                write_json_atomic(LR_PATH, {"lrs": merged, "grids": {m: grid_of(m) for m in merged},
                                             # the sweeps' settings; methods: every one whose rate is stored
                                             "settings": {**asdict(settings), "methods": list(merged)}}, indent=1)
             print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import adapters as A
 from ..io import write_json_atomic, write_text_atomic
+from .grids import grid_of
 from .pretrain import load_base
 
 BASE_LABEL = "Base model (no adaptation)"
@@ -30,7 +31,7 @@ REFERENCE = "postblock_silu"  # parameter ratios are relative to post-block r=8
 
 def at_grid_edge(method, lr):
     """Is ``lr`` the smallest or largest value of ``method``'s grid? (Then the grid may be too narrow.)"""
-    grid = A.METHODS[method].lr_grid
+    grid = grid_of(method)
     return lr in (min(grid), max(grid))
 
 
