@@ -71,6 +71,9 @@ def block(h, p, cfg, rope_tables, reference):
     ``reference(h, weights)`` is the hooked block on the same weights (``model.block``); it
     defines the forward-mode derivative. Without any traced argument no residuals are kept.
     """
+    if isbox(p):  # the whole layer is differentiated (full fine-tuning): pass it as one argument,
+        # as indexing a traced dict costs autograd a node and a walk over the dict per index
+        return _block_tree(h, p, cfg=cfg, tables=rope_tables, reference=reference)
     paths = weight_paths(cfg)
     weights = [_get(p, path) for path in paths]
     if not (isbox(h) or any(isbox(w) for w in weights)):
@@ -139,8 +142,18 @@ _saved = [None]  # (ans, saved) of the last traced forward: autograd makes the V
 
 @primitive
 def _block(h, *weights, cfg, tables, reference):
+    """The block on the weights one by one (``weight_paths`` order): LoRA's merged weights, a few
+    trained leaves, or none (steering trains only what the block's input depends on)."""
     W = dict(zip(weight_paths(cfg), weights))
     out, saved = _forward(h, W, cfg, tables)
+    _saved[0] = (out, saved)
+    return out
+
+
+@primitive
+def _block_tree(h, p, *, cfg, tables, reference):
+    """The block on the layer's whole parameter dict ``p``; its gradient is a dict like ``p``."""
+    out, saved = _forward(h, {path: _get(p, path) for path in weight_paths(cfg)}, cfg, tables)
     _saved[0] = (out, saved)
     return out
 
@@ -236,15 +249,20 @@ def _backward(g, s, W, cfg, tables, need):
     return grads
 
 
+def _saved_for(ans, h, W, cfg, tables):
+    if _saved[0] is not None and _saved[0][0] is ans:
+        saved = _saved[0][1]
+    else:  # not made right after its forward (never in autograd today): recompute
+        saved = _forward(h, W, cfg, tables)[1]
+    _saved[0] = None
+    return saved
+
+
 def _block_vjp(argnums, ans, args, kwargs):
     cfg, tables = kwargs["cfg"], kwargs["tables"]
     paths = weight_paths(cfg)
     W = dict(zip(paths, args[1:]))
-    if _saved[0] is not None and _saved[0][0] is ans:
-        saved = _saved[0][1]
-    else:  # not made right after its forward (never in autograd today): recompute
-        saved = _forward(args[0], W, cfg, tables)[1]
-    _saved[0] = None
+    saved = _saved_for(ans, args[0], W, cfg, tables)
     need = {"h" if i == 0 else paths[i - 1] for i in argnums}
 
     def vjp(g):
@@ -253,18 +271,49 @@ def _block_vjp(argnums, ans, args, kwargs):
     return vjp
 
 
-def _block_jvp(argnums, tangents, ans, args, kwargs):
-    """Forward mode through the reference composition: exact, and never the hot path."""
-    paths = weight_paths(kwargs["cfg"])
+def _like(tree, grads, prefix=()):
+    """A dict shaped like ``tree`` holding ``grads[path]`` at each leaf path."""
+    if isinstance(tree, dict):
+        return {key: _like(sub, grads, prefix + (key,)) for key, sub in tree.items()}
+    return grads[prefix]
 
-    def as_function(*moving):
+
+def _block_tree_vjp(argnums, ans, args, kwargs):
+    cfg, tables = kwargs["cfg"], kwargs["tables"]
+    h, p = args
+    W = {path: _get(p, path) for path in weight_paths(cfg)}
+    saved = _saved_for(ans, h, W, cfg, tables)
+    need = set(W) | ({"h"} if 0 in argnums else set())
+
+    def vjp(g):
+        grads = _backward(g, saved, W, cfg, tables, need)
+        return tuple(grads["h"] if i == 0 else _like(p, grads) for i in argnums)
+    return vjp
+
+
+def _jvp_through(reference, argnums, tangents, args, weights_of):
+    """Forward mode through the reference composition: exact, and never the hot path."""
+    def as_function(moving):
         full = list(args)
         for i, value in zip(argnums, moving):
             full[i] = value
-        return kwargs["reference"](full[0], dict(zip(paths, full[1:])))
+        return reference(full[0], weights_of(full))
     primals = tuple(args[i] for i in argnums)
-    return make_jvp(lambda xs: as_function(*xs))(primals)(tuple(tangents))[1]
+    return make_jvp(as_function)(primals)(tuple(tangents))[1]
+
+
+def _block_jvp(argnums, tangents, ans, args, kwargs):
+    paths = weight_paths(kwargs["cfg"])
+    return _jvp_through(kwargs["reference"], argnums, tangents, args, lambda full: dict(zip(paths, full[1:])))
+
+
+def _block_tree_jvp(argnums, tangents, ans, args, kwargs):
+    paths = weight_paths(kwargs["cfg"])
+    return _jvp_through(kwargs["reference"], argnums, tangents, args,
+                        lambda full: {path: _get(full[1], path) for path in paths})
 
 
 defvjp_argnums(_block, _block_vjp)
 defjvp_argnums(_block, _block_jvp)
+defvjp_argnums(_block_tree, _block_tree_vjp)
+defjvp_argnums(_block_tree, _block_tree_jvp)
