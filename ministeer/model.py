@@ -274,6 +274,8 @@ def _reference(cfg, rope_tables):
 
 def _forward_checked(params, tokens, cfg, hooks):
     check_params(params, cfg)
+    if fused.fused_enabled():
+        params = fused.traced_tree(params)  # a tree differentiated as a whole: read in one walk
     hooks = resolve_hooks(cfg, hooks)
     site = _site_caller(hooks)
     B, T = tokens.shape
