@@ -96,7 +96,8 @@ def test_fused_loss_and_gradients_are_the_hooked_paths_bitwise(cfg, seed, odd_t,
     base trained), steering vectors, low-rank and ReFT at the block boundaries.
 
     Kills: fused_dw_transposed, fused_skip_residual_grad, fused_gqa_sum_axis,
-    fused_qkv_order, fused_need_skips_norm (and any sign or missing term in the block's backward)."""
+    fused_qkv_order, fused_need_skips_norm, fused_bias_grad_mean, fused_gelu_slope_dropped,
+    fused_tree_layers_reversed (and any sign or missing term in the block's backward)."""
     params = random_params(cfg, seed)
     adapters = data.draw(boundary_adapter(cfg))
     names = sorted(param_shapes(cfg))
