@@ -12,10 +12,10 @@ is autograd's on the reference path, so the fused numbers are *bitwise* the hook
 (``tests/test_fused.py``); the chapter ``docs/09-block-backward.md`` derives each gradient.
 
 ``model.forward`` uses it for a layer whose inner sites carry no hook
-(``inner_sites_hooked``); boundary sites (``hook_resid_pre``/``hook_resid_post``) and
+(``model.fused_layers``); boundary sites (``hook_resid_pre``/``hook_resid_post``) and
 weight adapters (LoRA's ``W + s B A`` is formed outside, so its gradient reaches A and B
 through autograd) keep it. Forward-mode derivatives (``make_jvp``) go through the reference
-composition, so they are exact too.
+composition, so they are exact too. Only on the NumPy backend: on CuPy the hooked path runs.
 """
 import contextlib
 import os
@@ -159,10 +159,12 @@ def _block_tree(h, p, *, cfg, tables, reference):
 
 # ---------------------------------------------------------------- backward: the VJPs in reverse
 # Each line is the VJP of one node of model.block, as autograd would run it:
-#   y = x2 W^T + b:   dx2 = dy W,   dW = (x2^T dy)^T,   db = sum over rows of dy        (blk.1)
-#   reshape / transpose: the inverse reshape / transpose of the gradient                (blk.2)
-#   z5 = P5 v5 (GQA): dP5 = dz5 v5^T,   dv5 = sum over the group of P5^T dz5             (blk.3)
-#   residual adds: the gradient flows to both summands unchanged                        (blk.4)
+# (equation numbers: docs/09-block-backward.md)
+#   y = x2 W^T + b:   dx2 = dy W,   dW = (x2^T dy)^T,   db = sum over rows of dy         (9.1)
+#   residual adds: the gradient flows to both summands unchanged; reads add up           (9.2)
+#   norms (9.3), SwiGLU (9.4), softmax and scores (9.6): the ops' own VJP helpers
+#   z5 = P5 v5 (GQA): dP5 = dz5 v5^T,   dv5 = sum over the group of P5^T dz5              (9.5)
+#   reshape / transpose: the inverse reshape / transpose of the gradient
 
 
 def _sum_to_shape(x, shape):
@@ -176,7 +178,7 @@ def _sum_to_shape(x, shape):
 
 
 def _linear_vjp(g, x2, W, b, need_w, need_b, x_shape):
-    """(dx, dW, db) of model.linear (blk.1); a gradient nobody asked for is not computed."""
+    """(dx, dW, db) of model.linear (9.1); a gradient nobody asked for is not computed."""
     g2 = g.reshape(-1, g.shape[-1])
     dx = (g2 @ W).reshape(x_shape) if x_shape is not None else None
     dW = (x2.T @ g2).T if need_w else None
@@ -212,7 +214,7 @@ def _backward(g, s, W, cfg, tables, need):
             grads[(prefix, "bias")] = thunks[2]() if (prefix, "bias") in need else None
         return thunks[0]() if want_x else None
 
-    # MLP: out = mid + W_d act(...)   (blk.4: g reaches mid unchanged)
+    # MLP: out = mid + W_d act(...)   (9.2: g reaches mid unchanged)
     m = s["gate"].shape[-1] if cfg.mlp == "swiglu" else s["up"].shape[-1]
     d_hidden = linear(g, s["xd"], s["xd"].shape[:-1] + (m,), "mlp", "down_proj").reshape(B, T, m)
     if cfg.mlp == "swiglu":
@@ -228,7 +230,7 @@ def _backward(g, s, W, cfg, tables, need):
     # attention: mid = h + W_o z
     dz = linear(d_mid, s["xo"], (B, T, H * dh), "self_attn", "o_proj").reshape(B, T, H, dh)
     dz5 = raw.transpose(dz, (0, 2, 1, 3)).reshape(B, K, H // K, T, dh)
-    d_p5 = _sum_to_shape(dz5 @ raw.swapaxes(s["v5"], 3, 4), s["p5"].shape)  # (blk.3)
+    d_p5 = _sum_to_shape(dz5 @ raw.swapaxes(s["v5"], 3, 4), s["p5"].shape)  # (9.5)
     dv5 = _sum_to_shape(raw.swapaxes(s["p5"], 3, 4) @ dz5, s["v5"].shape)  # sum over the query group
     dv = raw.transpose(dv5.reshape(B, K, T, dh), (0, 2, 1, 3))
     pattern = ops._attention_grads(d_p5.reshape(B, H, T, T), s["pattern"], s["qh"], s["kh"], 1.0 / dh ** 0.5)

@@ -124,7 +124,8 @@ def test_a_hook_inside_a_block_falls_back_to_the_hooked_path(cfg, seed, data):
     Kills: fused_ignores_inner_hooks (a layer with an inner hook run fused: the hook is skipped)."""
     params = random_params(cfg, seed)
     layer = data.draw(st.integers(0, cfg.n_layers - 1))
-    inner = f"blocks.{layer}.{data.draw(st.sampled_from([s for s in INNER_SITES if s != 'mlp.hook_pre_linear' or cfg.mlp == 'swiglu']))}"
+    suffixes = [s for s in INNER_SITES if s != "mlp.hook_pre_linear" or cfg.mlp == "swiglu"]
+    inner = f"blocks.{layer}.{data.draw(st.sampled_from(suffixes))}"
     hooks = {inner: lambda x, name: x * 1.5}
     tokens, _ = _batch(cfg, seed, odd_t=True)
     assert fused_layers(cfg, hooks) == [l for l in range(cfg.n_layers) if l != layer]
