@@ -214,3 +214,24 @@ def test_fused_training_is_bitwise_reproducible_across_processes_and_equals_hook
     assert a == b and a["fused"] == [0, 1]
     hooked = _train_in_subprocess(preset, dtype, False)
     assert (hooked["losses"], hooked["digest"]) == (a["losses"], a["digest"])
+
+
+@pytest.mark.parametrize("kind, fields", [("jola", dict(layers=[1])), ("lofit_scale", dict(layers=[0])),
+                                          ("lowrank", dict(sites="blocks.1.pre_mlp", r=2)),
+                                          ("vector", dict(sites="blocks.0.hook_attn_out"))])
+def test_adapters_inside_a_block_send_only_their_layers_to_the_hooked_path(kind, fields):
+    """JoLA and LoFiT (attention heads), pre-MLP and attention-output steering need inner sites:
+    their layers fall back, the others stay fused, and training numbers equal the all-hooked run's.
+
+    Kills: fused_ignores_inner_hooks."""
+    cfg = Config.llama(n_layers=3, dtype="float64")
+    params = random_params(cfg, 3)
+    adapter = {kind: randomize(A.init_adapter(cfg, A.make_spec(cfg, kind, **fields), seed=0), seed=1)}
+    edited = sorted({int(s.split(".")[1]) for s in adapter[kind].spec["sites"]})
+    assert A.fused_layers(cfg, adapter) == [l for l in range(cfg.n_layers) if l not in edited]
+    tokens, mask = _batch(cfg, 3, odd_t=True)
+    loss, grads = _loss_and_grads(params, adapter, tokens, mask, cfg, trained=[])
+    with fused.use_fused(False):
+        loss_ref, grads_ref = _loss_and_grads(params, adapter, tokens, mask, cfg, trained=[])
+    assert np.array_equal(loss, loss_ref)
+    _assert_bitwise(grads, grads_ref)
