@@ -300,6 +300,7 @@ def _jvp_through(reference, argnums, tangents, args, weights_of):
         for i, value in zip(argnums, moving):
             full[i] = value
         return reference(full[0], weights_of(full))
+    _saved[0] = None  # the forward's residuals: no VJP will read them
     primals = tuple(args[i] for i in argnums)
     return make_jvp(as_function)(primals)(tuple(tangents))[1]
 
