@@ -18,6 +18,7 @@ through autograd) keep it. Forward-mode derivatives (``make_jvp``) go through th
 composition, so they are exact too. Only on the NumPy backend: on CuPy the hooked path runs.
 """
 import contextlib
+import functools
 import os
 
 from autograd import make_jvp
@@ -48,6 +49,7 @@ def use_fused(enabled):
         _enabled = before
 
 
+@functools.lru_cache(maxsize=64)
 def weight_paths(cfg):
     """The block's parameters as paths into a layer's dict, in the order ``block`` takes them."""
     norm = ("weight", "bias") if cfg.norm == "layer" else ("weight",)
@@ -56,7 +58,7 @@ def weight_paths(cfg):
     paths += [("self_attn", proj, leaf) for proj in ("q_proj", "k_proj", "v_proj", "o_proj") for leaf in lin]
     paths += [("post_attention_layernorm", leaf) for leaf in norm]
     mlp = ("gate_proj", "up_proj", "down_proj") if cfg.mlp == "swiglu" else ("up_proj", "down_proj")
-    return paths + [("mlp", proj, leaf) for proj in mlp for leaf in lin]
+    return tuple(paths + [("mlp", proj, leaf) for proj in mlp for leaf in lin])
 
 
 def _get(p, path):
@@ -108,7 +110,6 @@ def _forward(h, W, cfg, tables):
     H, K, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
     s = {"h": h}
     x = _norm(h, W, "input_layernorm", cfg)
-    s["x1"] = x
     s["xq"], q = _linear(x, *_lin(W, "self_attn", "q_proj"))
     s["xk"], k = _linear(x, *_lin(W, "self_attn", "k_proj"))
     s["xv"], v = _linear(x, *_lin(W, "self_attn", "v_proj"))
@@ -125,7 +126,6 @@ def _forward(h, W, cfg, tables):
     h = h + attn
     s["mid"] = h
     x = _norm(h, W, "post_attention_layernorm", cfg)
-    s["x2"] = x
     if cfg.mlp == "swiglu":
         s["xg"], s["gate"] = _linear(x, *_lin(W, "mlp", "gate_proj"))
         s["xu"], s["up"] = _linear(x, *_lin(W, "mlp", "up_proj"))
