@@ -214,37 +214,39 @@ def _backward(g, s, W, cfg, tables, need):
             grads[(prefix, "bias")] = thunks[2]() if (prefix, "bias") in need else None
         return thunks[0]() if want_x else None
 
-    # MLP: out = mid + W_d act(...)   (9.2: g reaches mid unchanged)
-    m = s["gate"].shape[-1] if cfg.mlp == "swiglu" else s["up"].shape[-1]
-    d_hidden = linear(g, s["xd"], s["xd"].shape[:-1] + (m,), "mlp", "down_proj").reshape(B, T, m)
-    if cfg.mlp == "swiglu":
-        act = ops._swiglu_grads(d_hidden, None, s["gate"], s["up"])
-        d_gate, d_up = act[0](), act[1]()
-        dx2 = linear(d_gate, s["xg"], (B, T, d), "mlp", "gate_proj")
-        dx2 = dx2 + linear(d_up, s["xu"], (B, T, d), "mlp", "up_proj")
-    else:
+    def mlp(g):  # out = mid + W_d act(W x2): returns the gradient at x2
+        m = s["gate"].shape[-1] if cfg.mlp == "swiglu" else s["up"].shape[-1]
+        d_hidden = linear(g, s["xd"], s["xd"].shape[:-1] + (m,), "mlp", "down_proj").reshape(B, T, m)
+        if cfg.mlp == "swiglu":
+            act = ops._swiglu_grads(d_hidden, None, s["gate"], s["up"])  # (9.4)
+            d_gate, d_up = act[0](), act[1]()
+            dx2 = linear(d_gate, s["xg"], (B, T, d), "mlp", "gate_proj")
+            return dx2 + linear(d_up, s["xu"], (B, T, d), "mlp", "up_proj")
         d_up = d_hidden * ops._gelu_slope(s["up"])
-        dx2 = linear(d_up, s["xu"], (B, T, d), "mlp", "up_proj")
-    d_mid = g + norm(dx2, s["mid"], "post_attention_layernorm")
+        return linear(d_up, s["xu"], (B, T, d), "mlp", "up_proj")
 
-    # attention: mid = h + W_o z
-    dz = linear(d_mid, s["xo"], (B, T, H * dh), "self_attn", "o_proj").reshape(B, T, H, dh)
-    dz5 = raw.transpose(dz, (0, 2, 1, 3)).reshape(B, K, H // K, T, dh)
-    d_p5 = _sum_to_shape(dz5 @ raw.swapaxes(s["v5"], 3, 4), s["p5"].shape)  # (9.5)
-    dv5 = _sum_to_shape(raw.swapaxes(s["p5"], 3, 4) @ dz5, s["v5"].shape)  # sum over the query group
-    dv = raw.transpose(dv5.reshape(B, K, T, dh), (0, 2, 1, 3))
-    pattern = ops._attention_grads(d_p5.reshape(B, H, T, T), s["pattern"], s["qh"], s["kh"], 1.0 / dh ** 0.5)
-    dq, dk = raw.transpose(pattern[0](), (0, 2, 1, 3)), raw.transpose(pattern[1](), (0, 2, 1, 3))
-    if tables is not None:  # RoPE's VJP is the inverse rotation (ops.9)
-        cos, sin = tables[0][:T], tables[1][:T]
-        dq = dq * cos - ops._rotate_half(dq * sin)
-        dk = dk * cos - ops._rotate_half(dk * sin)
+    def attention(d_mid):  # mid = h + W_o z: returns the gradients at v, k, q
+        dz = linear(d_mid, s["xo"], (B, T, H * dh), "self_attn", "o_proj").reshape(B, T, H, dh)
+        dz5 = raw.transpose(dz, (0, 2, 1, 3)).reshape(B, K, H // K, T, dh)
+        d_p5 = _sum_to_shape(dz5 @ raw.swapaxes(s["v5"], 3, 4), s["p5"].shape)  # (9.5)
+        dv5 = _sum_to_shape(raw.swapaxes(s["p5"], 3, 4) @ dz5, s["v5"].shape)  # sum over the query group
+        dv = raw.transpose(dv5.reshape(B, K, T, dh), (0, 2, 1, 3))
+        scores = ops._attention_grads(d_p5.reshape(B, H, T, T), s["pattern"], s["qh"], s["kh"], 1.0 / dh ** 0.5)
+        dq, dk = raw.transpose(scores[0](), (0, 2, 1, 3)), raw.transpose(scores[1](), (0, 2, 1, 3))  # (9.6)
+        if tables is not None:  # RoPE's VJP is the inverse rotation (ops.9)
+            cos, sin = tables[0][:T], tables[1][:T]
+            dq = dq * cos - ops._rotate_half(dq * sin)
+            dk = dk * cos - ops._rotate_half(dk * sin)
+        return dv.reshape(B, T, K * dh), dk.reshape(B, T, K * dh), dq.reshape(B, T, d)
+
+    d_mid = g + norm(mlp(g), s["mid"], "post_attention_layernorm")  # (9.2)
+    dv, dk, dq = attention(d_mid)
     # x1 feeds three projections; autograd adds their gradients in the order v, k, q
     want_x1 = "h" in need or any(path[0] == "input_layernorm" for path in need)
     x_shape = (B, T, d) if want_x1 else None  # only frozen weights below: skip the input's gradient
-    dx1v = linear(dv.reshape(B, T, K * dh), s["xv"], x_shape, "self_attn", "v_proj")
-    dx1k = linear(dk.reshape(B, T, K * dh), s["xk"], x_shape, "self_attn", "k_proj")
-    dx1q = linear(dq.reshape(B, T, d), s["xq"], x_shape, "self_attn", "q_proj")
+    dx1v = linear(dv, s["xv"], x_shape, "self_attn", "v_proj")
+    dx1k = linear(dk, s["xk"], x_shape, "self_attn", "k_proj")
+    dx1q = linear(dq, s["xq"], x_shape, "self_attn", "q_proj")
     if want_x1:
         d_h = norm(dx1v + dx1k + dx1q, s["h"], "input_layernorm", "h" in need)
         grads["h"] = d_mid + d_h if d_h is not None else None
