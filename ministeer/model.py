@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np  # host-side only: initialization draws from a seeded host RNG
 
-from . import ops
+from . import fused, ops
 from .backend import from_numpy, raw, xp
 from .checks import check_batch, check_tokens, check_tree
-from .sites import resolve, resolve_hooks
+from .sites import BLOCK_SITES, resolve, resolve_hooks
 from .tree import unflatten
 
 CHOICES = {"norm": ("rms", "layer"), "mlp": ("swiglu", "gelu"), "pos": ("rope", "learned"),
@@ -245,9 +245,39 @@ def check_params(params, cfg):
     check_tree(params, _layout(cfg))
 
 
+INNER_SITES = tuple(s for s in BLOCK_SITES if s not in ("hook_resid_pre", "hook_resid_post"))
+
+
+def fused_layers(cfg, hooks=None, resolved=False):
+    """The layers ``forward`` runs as one fused node (``ministeer/fused.py``) under ``hooks``:
+    those none of whose inner sites (``INNER_SITES``: all but the block's two boundaries) has
+    a hook. Empty when the fused path is off (``fused.use_fused(False)``) or on the GPU backend."""
+    if not fused.fused_enabled():
+        return []
+    hooked = set(hooks if resolved else resolve_hooks(cfg, hooks))
+    return [layer for layer in range(cfg.n_layers)
+            if not any(f"blocks.{layer}.{s}" in hooked for s in INNER_SITES)]
+
+
+def _reference(cfg, rope_tables):
+    """The hooked block with no hooks, on a ``{path: weight}`` dict: what the fused node equals."""
+    def run(h, weights):
+        p = {}
+        for path, w in weights.items():
+            node = p
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = w
+        return block(h, p, cfg, lambda x, name: x, rope_tables)
+    return run
+
+
 def _forward_checked(params, tokens, cfg, hooks):
     check_params(params, cfg)
-    site = _site_caller(resolve_hooks(cfg, hooks))
+    if fused.fused_enabled():
+        params = fused.traced_tree(params)  # a tree differentiated as a whole: read in one walk
+    hooks = resolve_hooks(cfg, hooks)
+    site = _site_caller(hooks)
     B, T = tokens.shape
     embed = params["model"]["embed_tokens"]["weight"]
     h = site(ops.embedding(embed, tokens), "hook_embed")  # [B, T, d]
@@ -257,9 +287,15 @@ def _forward_checked(params, tokens, cfg, hooks):
                                               raw.arange(T)), (1, T, cfg.d_model)), "hook_pos_embed")
     else:
         rope_tables = ops.rope_tables(T, cfg.d_head, cfg.rope_theta, cfg.dtype)
+    fused_at = fused_layers(cfg, hooks, resolved=True)
     for layer, p in enumerate(params["model"]["layers"]):
         prefix = f"blocks.{layer}."
-        h = block(h, p, cfg, lambda x, name: site(x, prefix + name), rope_tables)
+        layer_site = lambda x, name, prefix=prefix: site(x, prefix + name)
+        if layer in fused_at:  # one autograd node; the hooks at its boundary still run
+            h = layer_site(h, "hook_resid_pre")
+            h = layer_site(fused.block(h, p, cfg, rope_tables, _reference(cfg, rope_tables)), "hook_resid_post")
+        else:
+            h = block(h, p, cfg, layer_site, rope_tables)
     h = site(norm(h, params["model"]["norm"], cfg), "ln_final.hook_normalized")
     unembed = embed if cfg.tied else params["lm_head"]["weight"]
     return linear(h, {"weight": unembed})  # [B, T, V]

@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Listed fast and focused first: with -x the first failure ends the run.
 AREAS = {
     "ops": ["tests/test_model_reference.py", "tests/test_ops.py", "tests/test_model.py"],
-    "model": ["tests/test_model_reference.py", "tests/test_model_init_and_loss.py", "tests/test_model.py"],
+    "model": ["tests/test_model_reference.py", "tests/test_model_init_and_loss.py", "tests/test_model.py",
+              "tests/test_fused.py"],
+    "fused": ["tests/test_fused.py", "tests/test_model.py"],
     "sites": ["tests/test_adapters_defaults.py", "tests/test_model.py", "tests/test_adapters_core.py"],
     "adapters": ["tests/test_adapters_defaults.py", "tests/test_adapters_*.py"],
     "theory": ["tests/test_theory_helpers.py", "tests/test_claim_*.py", "tests/test_translate.py"],
@@ -65,6 +67,35 @@ AREAS = {
 # (name, area, file, old text, new text, what the bug is): one entry per mutant, which is why this
 # file is long; each area's block names what it guards, docs/testing-the-tests.md says which test kills it
 MUTANTS = [
+    # ---------------------------------------------------------------- the fused block's backward
+    ("fused_dw_transposed", "fused", "ministeer/fused.py", "dW = (x2.T @ g2).T if need_w", "dW = x2.T @ g2 if need_w",
+     "a linear layer's weight gradient left transposed ([in, out], not [out, in])"),
+    ("fused_skip_residual_grad", "fused", "ministeer/fused.py",
+     'd_mid = g + norm(mlp(g), s["mid"], "post_attention_layernorm")',
+     'd_mid = norm(mlp(g), s["mid"], "post_attention_layernorm")',
+     "the MLP's residual gradient skipped: resid_mid gets only the norm's share"),
+    ("fused_rms_no_mean", "fused", "ministeer/ops.py", "gw -= xhat * _mean_last(gw * xhat)  # in place", "gw = gw  # in place",
+     "RMSNorm's VJP without its mean term (the fused block reuses it)"),
+    ("fused_gqa_sum_axis", "fused", "ministeer/fused.py",
+     "dz5 = raw.transpose(dz, (0, 2, 1, 3)).reshape(B, K, H // K, T, dh)",
+     "dz5 = raw.swapaxes(raw.transpose(dz, (0, 2, 1, 3)).reshape(B, H // K, K, T, dh), 1, 2)",
+     "GQA's head-sharing sum taken over the wrong heads (h % K instead of h // K)"),
+    ("fused_qkv_order", "fused", "ministeer/fused.py", "norm(dx1v + dx1k + dx1q,", "norm(dx1q + dx1k + dx1v,",
+     "q, k, v input gradients added in another order: equal in exact arithmetic, not bitwise"),
+    ("fused_need_skips_norm", "fused", "ministeer/fused.py",
+     'want_x1 = "h" in need or any(path[0] == "input_layernorm" for path in need)', 'want_x1 = "h" in need',
+     "the input norm's gain gradient dropped when the block's input needs none"),
+    ("fused_rope_vjp_forward", "fused", "ministeer/fused.py", "dq = dq * cos - ops._rotate_half(dq * sin)",
+     "dq = dq * cos + ops._rotate_half(dq * sin)", "the fused RoPE VJP rotates forward, not back"),
+    ("fused_bias_grad_mean", "fused", "ministeer/fused.py", "db = _sum_to_shape(g2, b.shape) if need_b",
+     "db = _sum_to_shape(g2, b.shape) / g2.shape[0] if need_b", "a bias gradient averaged over the rows, not summed"),
+    ("fused_gelu_slope_dropped", "fused", "ministeer/fused.py", 'd_up = d_hidden * ops._gelu_slope(s["up"])',
+     "d_up = d_hidden", "the fused GELU MLP's backward skips gelu'(a)"),
+    ("fused_tree_layers_reversed", "fused", "ministeer/fused.py", "for i in range(len(node))]",
+     "for i in reversed(range(len(node)))]", "a tree traced whole has its layers read in reverse order"),
+    ("fused_ignores_inner_hooks", "fused", "ministeer/model.py",
+     'INNER_SITES = tuple(s for s in BLOCK_SITES if s not in ("hook_resid_pre", "hook_resid_post"))',
+     'INNER_SITES = ("attn.hook_z",)', "a layer with a hook inside (but not at attn.hook_z) runs fused"),
     # ---------------------------------------------------------------- ops
     ("rms_eps_outside_sqrt", "ops", "ministeer/ops.py", "r = 1.0 / raw.sqrt(_mean_last(x * x) + eps)",
      "r = 1.0 / (raw.sqrt(_mean_last(x * x)) + eps)", "RMSNorm eps added outside the square root"),

@@ -182,6 +182,13 @@ def _wrong_answers():
         ("6.1", "kept the overlap", lambda D, B: D - S.project_read(D, B), "kept the part"),
         ("6.2", "not orthonormal", lambda U, B: U - B @ (B.T @ U), "not orthonormal"),
         ("6.2", "kept the overlap", lambda U, B: U - S.project_write(U, B), "kept the part"),
+        ("9.1", "no mean term", lambda g, x, w, eps: (g * w / np.sqrt(np.mean(x * x, -1, keepdims=True) + eps),
+                                                      S.rms_norm_vjp(g, x, w, eps)[1]), "mean term"),
+        ("9.1", "dw per token", lambda g, x, w, eps: (S.rms_norm_vjp(g, x, w, eps)[0],
+                                                      g * x / np.sqrt(np.mean(x * x, -1, keepdims=True) + eps)),
+         "sum dw over the rows"),
+        ("9.1", "dw of raw x", lambda g, x, w, eps: (S.rms_norm_vjp(g, x, w, eps)[0], np.sum(g * x, axis=0)),
+         "not g * x"),
     ]
 
 

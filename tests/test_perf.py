@@ -49,4 +49,22 @@ def test_bench_runs_and_describes_its_configs(capsys):
     out = capsys.readouterr().out
     assert "c1: d=64 L=2 H=4 T=32 B=16" in out and "llama = RMSNorm" in out and "BLAS:" in out
     row = [line for line in out.splitlines() if line.startswith("c1 ")]
-    assert len(row) == 1 and len(row[0].split()) == 7
+    assert len(row) == 1 and len(row[0].split()) == 9 and "/floor" in out
+    floor_ms, ratio = map(float, row[0].split()[-2:])
+    assert floor_ms > 0 and ratio > 0  # timed and printed (their sizes are the benchmark's business)
+
+
+@pytest.mark.parametrize("preset", ["llama", "gpt2"])
+def test_the_gemm_floor_has_three_products_per_weight_matrix(preset):
+    """Every linear layer of the model (unembedding included) appears once with its (in, out),
+    and the step's products are 3 per linear, 6 per attention layer, and the embeddings' VJPs.
+    Rejects a floor that forgets a projection (SwiGLU's gate) or the backward's two products."""
+    from ministeer.model import param_shapes
+    from ministeer.perf import floor
+    cfg = bench.make_config("c1", preset, "float32")
+    weights = [(s[1], s[0]) for n, s in param_shapes(cfg).items() if n.endswith("proj.weight")]
+    assert sorted(floor.linear_shapes(cfg)) == sorted(weights + [(cfg.d_model, cfg.vocab_size)])
+    products = floor.step_products(cfg, 2, 5)
+    n_embeddings = 2 if cfg.pos == "learned" else 1
+    assert len(products) == 3 * len(weights) + 3 + 6 * cfg.n_layers + n_embeddings
+    assert all(p().dtype == np.float32 for p in products)

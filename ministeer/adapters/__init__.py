@@ -13,7 +13,7 @@ See ``core.py`` for the data model and ``methods.py`` for the method registry.
 """
 from . import full as _full, jola as _jola, lofit as _lofit, lora as _lora, reft as _reft, steer as _steer  # noqa: F401
 from .core import (KINDS, Adapter, adapted_forward, adapted_loss, adapted_params, adapter_hooks, as_adapters,
-                   init_adapter, make_spec, objective, stepwise_loss, trainable_of, with_trainable)
+                   fused_layers, init_adapter, make_spec, objective, stepwise_loss, trainable_of, with_trainable)
 from .count import ParamCount, adapter_size, base_param_count, count_params
 from .fold import FoldError, fold
 from .jola import gates, jola
@@ -30,12 +30,12 @@ from .saving import load_adapters, save_adapters
 from .steer import ACTIVATIONS, lowrank, steering_vector
 
 __all__ = ["ACTIVATIONS", "Adapter", "FoldError", "INFERENCE_MODES", "KINDS", "METHODS", "Method", "OFFICIAL",
-           "ParamCount", "RECIPES",
-           "adapted_forward", "adapted_loss", "adapted_params", "adapter_hooks", "adapter_size", "as_adapters",
-           "base_param_count", "build_method", "column_basis", "count_params", "delta_weight", "direft", "fit_settings",
-           "fold", "full", "full_basis", "gates", "head_norms", "inference_logits_fns", "inference_modes", "init_adapter",
+           "ParamCount", "RECIPES", "adapted_forward", "adapted_loss", "adapted_params", "adapter_hooks",
+           "adapter_size", "as_adapters", "base_param_count", "build_method", "column_basis",
+           "count_params", "delta_weight", "direft", "fit_settings", "fold", "full", "full_basis",
+           "fused_layers", "gates", "head_norms", "inference_logits_fns", "inference_modes", "init_adapter",
            "jola", "linear_modules", "load_adapters", "lofit", "lofit_scale", "lora", "loreft", "lowrank",
-           "make_spec", "merge_lora", "method_specs", "nodireft", "objective", "official_setup", "orth_projector",
-           "orthonormal_rows", "position_mask", "project_joint", "resolve_targets", "rotation", "save_adapters",
-           "select_heads", "steering_vector", "stepwise_loss", "train_lofit", "train_method", "trainable_of",
-           "unmerge_lora", "with_trainable"]
+           "make_spec", "merge_lora", "method_specs", "nodireft", "objective", "official_setup",
+           "orth_projector", "orthonormal_rows", "position_mask", "project_joint", "resolve_targets",
+           "rotation", "save_adapters", "select_heads", "steering_vector", "stepwise_loss", "train_lofit",
+           "train_method", "trainable_of", "unmerge_lora", "with_trainable"]

@@ -33,7 +33,7 @@ import numpy as np  # host side only: seeded initialization
 from autograd.tracer import getval
 
 from ..backend import from_numpy
-from ..model import loss_fn, forward
+from ..model import fused_layers as _model_fused_layers, loss_fn, forward
 from ..sites import resolve_hooks, site_names, site_shape
 from .positions import position_mask, prompt_lengths_from_mask
 
@@ -261,6 +261,14 @@ def _all_hooks(cfg, adapters, hooks, prompt_lengths, draws=None):  # adapters: a
     for name, fns in resolve_hooks(cfg, hooks).items():  # the caller's hooks run after the adapters'
         merged.setdefault(name, []).extend(fns)
     return merged
+
+
+def fused_layers(cfg, adapters, hooks=None):
+    """The layers that run as one fused node (``model.fused_layers``) with ``adapters`` and
+    ``hooks``: weight adapters and boundary-site adapters keep every layer fused; an adapter
+    at a site inside a block (pre-MLP, attention output, LoFiT/JoLA heads) sends that layer
+    back to the hooked path."""
+    return _model_fused_layers(cfg, _all_hooks(cfg, as_adapters(adapters), hooks, None))
 
 
 def adapted_forward(params, adapters, tokens, cfg, hooks=None, prompt_lengths=None):

@@ -26,6 +26,7 @@ from .ch4_where import UpdateProblem, check_find_unreachable_site, unreachable_n
 from .ch5_params import (BROKEN_CONSTANT_STEERS, check_best_constant_steer, check_constant_steer_property,
                          check_loreft, check_post_block_adapter, check_post_block_param_count)
 from .ch6_joint import check_project_read, check_project_write
+from .ch9_block import check_rms_norm_vjp
 from .common import ExerciseFailed
 from .grading import COPY_HINT, DEFAULT_DIR, Answers, AnswersNotFound, default_source, grade_one, load_answers
 
@@ -45,6 +46,7 @@ EXERCISES = {  # number -> (the function the student writes, its checker, the do
     "5.5": ("post_block_param_count", check_post_block_param_count, "docs/05-parameterizations.md"),
     "6.1": ("project_read", check_project_read, "docs/06-joint-adaptation.md"),
     "6.2": ("project_write", check_project_write, "docs/06-joint-adaptation.md"),
+    "9.1": ("rms_norm_vjp", check_rms_norm_vjp, "docs/09-block-backward.md"),
 }
 
 

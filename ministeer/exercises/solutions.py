@@ -150,3 +150,13 @@ def project_write(U, B_down):
     """6.2 -- eq. (6.3): (I - V V^T) U."""
     V = _orthonormal_basis(B_down)
     return U - V @ (V.T @ U)
+
+# ---------------------------------------------------------------- 9. the backward pass of a block
+
+
+def rms_norm_vjp(g, x, w, eps):
+    """Exercise 9.1 (docs/09-block-backward.md, eq. (9.3)): (dx, dw) of RMSNorm."""
+    r = 1.0 / xp.sqrt(xp.mean(x * x, axis=-1, keepdims=True) + eps)
+    xhat, gw = x * r, g * w
+    dx = r * (gw - xhat * xp.mean(gw * xhat, axis=-1, keepdims=True))
+    return dx, xp.sum(g * xhat, axis=0)

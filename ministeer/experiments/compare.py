@@ -119,6 +119,7 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     except TrainingDiverged as err:
         return {**record, "accuracy": None, "diverged_at": err.step, "seconds": time.perf_counter() - start}
     logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)
+    record["fused"] = A.fused_layers(cfg, adapters)  # layers trained as one node; the rest hooked
     record["accuracy"] = accuracy(logits_fn, scored, n_ctx=cfg.n_ctx, forced=True)  # greedy's verdicts
     if A.METHODS[method].orth is not None and split == "test":  # how much each space carries (official modes)
         record["modes"] = {mode: accuracy(fn, scored, n_ctx=cfg.n_ctx, forced=True)

@@ -6,11 +6,13 @@ load hits all variants alike. Each variant reports the median and quartiles of i
 and of the CPU time of the process (all threads; it does not count time spent waiting for
 a core), and the ratio of each median to the first variant's.
 
-A variant is ``default`` or ``blasN`` (N BLAS threads, through threadpoolctl). The
+A variant is ``default``, ``hooked`` (every block on the reference path, not fused) or
+``blasN`` (N BLAS threads, through threadpoolctl). The
 numexpr paths measured in docs/performance.md were variants here too; they did not pay
 and were removed (commit da246f3 has them).
 
     ministeer bench --ab blas2,blas1 --configs c2 --repeats 15
+    ministeer bench --ab default,hooked --threads 1   # the fused block against the hooked path
     ministeer bench --ab-optimizer --configs c2      # flat vs per-leaf AdamW update
     ministeer bench --ab-malloc                      # the allocator tuning on a compare run
 """
@@ -28,8 +30,13 @@ def variant(spec):
     if spec == "default":
         yield
         return
+    if spec == "hooked":  # every block on the reference path (no fused node)
+        from ..fused import use_fused
+        with use_fused(False):
+            yield
+        return
     if not (spec.startswith("blas") and spec[4:].isdigit()):
-        raise ValueError(f"unknown variant {spec!r}; expected 'default' or blasN (e.g. blas1)")
+        raise ValueError(f"unknown variant {spec!r}; expected 'default', 'hooked' or blasN (e.g. blas1)")
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=int(spec[4:]), user_api="blas"):
         yield

@@ -3,7 +3,9 @@
 A training step is ``value_and_grad(loss_fn)`` w.r.t. every parameter (forward + backward,
 no optimizer); a forward is ``forward`` without tracing. Each cell is the minimum over
 ``--repeats`` runs after one warm-up (the median is printed beside it): on a shared
-machine the minimum is the least noisy estimate of what the code costs.
+machine the minimum is the least noisy estimate of what the code costs. ``floor cpu`` is
+the step's matrix products alone on the same shapes (``perf/floor.py``) and ``/floor`` the
+step's CPU time over it: what is left above the GEMMs.
 
     ministeer bench                          # numpy, all configs, f32 and f64, vs torch
     ministeer bench --backend cupy           # on the GPU (see scripts/gpu_check.sh)
@@ -61,8 +63,8 @@ def composed_ops(names):
 
 
 def timed(fn, repeats, sync=lambda: None):
-    """(min, median) wall ms and the median CPU ms of the process (all its threads): on a
-    loaded machine the CPU time is inflated far less than the wall time."""
+    """(min, median) wall ms, then the median and the min CPU ms of the process (all its
+    threads): on a loaded machine the CPU time is inflated far less than the wall time."""
     fn()
     sync()  # warm-up
     times, cpu = [], []
@@ -72,7 +74,7 @@ def timed(fn, repeats, sync=lambda: None):
         sync()
         times.append(1e3 * (time.perf_counter() - start))
         cpu.append(1e3 * (time.process_time() - cpu_start))
-    return min(times), statistics.median(times), statistics.median(cpu)
+    return min(times), statistics.median(times), statistics.median(cpu), min(cpu)
 
 
 def _sync():
@@ -82,13 +84,17 @@ def _sync():
 
 
 def ours(cfg, batch, repeats):
-    """(train ms, forward ms) as (min, median) pairs on the active backend."""
+    """(train ms, forward ms, GEMM floor ms) as ``timed`` tuples on the active backend."""
     from autograd import value_and_grad
+    from .floor import run_products, step_products
     params, tokens = init_params(cfg, 0), from_numpy(batch)
     step = value_and_grad(loss_fn)
     train = timed(lambda: step(params, tokens, cfg), repeats, _sync)
     fwd = timed(lambda: forward(params, tokens[:, :-1], cfg), repeats, _sync)
-    return train, fwd
+    if get_backend().name != "numpy":
+        return train, fwd, None
+    products = step_products(cfg, batch.shape[0], batch.shape[1] - 1)
+    return train, fwd, timed(lambda: run_products(products), repeats)
 
 
 def theirs(cfg, batch, repeats):
@@ -242,22 +248,26 @@ def main(argv=None):
                       f"max |logit diff| {check_torch_matches(preset):.1e} in float64")
         header = f"{'config':<6} {'preset':<6} {'dtype':<8} {'train ms (min/med)':>19} {'fwd ms (min/med)':>17}"
         print(header + (f" {'torch train':>12} {'torch fwd':>10} {'train x':>8} {'fwd x':>6}"
-                        f" {'cpu train x':>11} {'cpu fwd x':>9}" if torch else f" {'cpu train':>9} {'cpu fwd':>8}"))
+                        f" {'cpu train x':>11} {'cpu fwd x':>9} {'cpu min x':>9}" if torch else
+                        f" {'cpu train':>9} {'cpu fwd':>8}") + f" {'floor cpu':>9} {'/floor':>6}")
         for name in args.configs:
             d, L, H, T, B = CONFIGS[name]
             batch = rng.integers(0, 256, (B, T + 1))
             for preset in args.presets:
                 for dtype in args.dtypes:
                     cfg = make_config(name, preset, dtype)
-                    train, fwd = ours(cfg, batch, args.repeats)
+                    train, fwd, floor = ours(cfg, batch, args.repeats)
                     line = (f"{name:<6} {preset:<6} {dtype:<8} {train[0]:>9.1f}/{train[1]:<9.1f}"
                             f" {fwd[0]:>8.1f}/{fwd[1]:<8.1f}")
                     if torch:
                         t_train, t_fwd = theirs(cfg, batch, args.repeats)
                         line += (f" {t_train[0]:>12.1f} {t_fwd[0]:>10.1f} {train[0] / t_train[0]:>8.2f}"
-                                 f" {fwd[0] / t_fwd[0]:>6.2f} {train[2] / t_train[2]:>11.2f} {fwd[2] / t_fwd[2]:>9.2f}")
+                                 f" {fwd[0] / t_fwd[0]:>6.2f} {train[2] / t_train[2]:>11.2f} {fwd[2] / t_fwd[2]:>9.2f}"
+                                 f" {train[3] / t_train[3]:>9.2f}")
                     else:
                         line += f" {train[2]:>9.1f} {fwd[2]:>8.1f}"
+                    if floor is not None:  # CPU min: the step over its matrix products alone
+                        line += f" {floor[3]:>9.1f} {train[3] / floor[3]:>6.2f}"
                     print(line, flush=True)
     return 0
 
