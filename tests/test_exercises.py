@@ -213,7 +213,7 @@ def test_every_exercise_has_wrong_answers():
 
 
 def stub_pages():
-    return sorted(STUBS.glob("page*.py"))
+    return sorted(STUBS.glob("ch[0-9][0-9]_*.py"))
 
 
 @pytest.mark.parametrize("number", by_number(EXERCISES))
@@ -305,11 +305,11 @@ def test_grading_a_wrong_then_a_right_answer(tmp_path, capsys):
     """A wrong answer fails with its hint; the right one passes; the others stay unimplemented."""
     folder = tmp_path / "my_answers"
     shutil.copytree(STUBS, folder)
-    answer(folder, "page2_weight_updates_as_shifts.py", "2.1", WRONG_2_1)
+    answer(folder, "ch02_weight_updates_as_shifts.py", "2.1", WRONG_2_1)
     assert main([str(folder), "--only", "2.1"]) == 1
     out = capsys.readouterr().out
     assert "Hint: that is the fine-tuned output itself" in out and "0/1 exercises passed." in out
-    answer_file = folder / "page2_weight_updates_as_shifts.py"
+    answer_file = folder / "ch02_weight_updates_as_shifts.py"
     answer_file.write_text(answer_file.read_text("utf8").replace(WRONG_2_1, RIGHT_2_1), "utf8")
     assert main([str(folder), "--only", "2.1"]) == 0
     assert "✓ Exercise 2.1" in capsys.readouterr().out
@@ -322,7 +322,7 @@ def test_the_header_comes_before_any_pass_message(tmp_path, capsys):
     "✓ ... passed" (rejects grading first and naming the files afterwards)."""
     folder = tmp_path / "my_answers"
     shutil.copytree(STUBS, folder)
-    answer(folder, "page2_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
+    answer(folder, "ch02_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
     assert main([str(folder), "--only", "2.1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"Grading {folder}/: ") and out[1].startswith("✓ Exercise 2.1"), out
@@ -332,10 +332,10 @@ def test_the_header_comes_before_any_pass_message(tmp_path, capsys):
 def test_a_broken_file_is_named(tmp_path, capsys):
     """A file that does not load is reported by name, and its exercises fail (not a crash)."""
     shutil.copytree(STUBS, tmp_path / "my_answers")
-    (tmp_path / "my_answers" / "page6_joint_adaptation.py").write_text("def project_read(:\n", "utf8")
+    (tmp_path / "my_answers" / "ch06_joint_adaptation.py").write_text("def project_read(:\n", "utf8")
     assert main([str(tmp_path / "my_answers"), "--only", "6.1"]) == 1
     out = capsys.readouterr().out
-    assert "page6_joint_adaptation.py did not load: SyntaxError" in out and "no function named 'project_read'" in out
+    assert "ch06_joint_adaptation.py did not load: SyntaxError" in out and "no function named 'project_read'" in out
 
 
 def _pytest(args, cwd, env_extra=None):
@@ -353,14 +353,14 @@ def test_pytest_grades_the_students_folder(tmp_path):
     unimplemented, a wrong and a right answer give fail, fail, pass."""
     folder = tmp_path / "my_answers"
     shutil.copytree(STUBS, folder)
-    answer(folder, "page2_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
-    answer(folder, "page2_weight_updates_as_shifts.py", "2.3", "return x @ dW.T")  # the output shift
+    answer(folder, "ch02_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
+    answer(folder, "ch02_weight_updates_as_shifts.py", "2.3", "return x @ dW.T")  # the output shift
     select = ["-m", "exercise_2_1 or exercise_2_2 or exercise_2_3", "--rootdir", str(ROOT),
               str(ROOT / "tests" / "test_exercises.py")]
     for args, graded in ((["-q"], "my_answers"), ([f"--exercises={folder}"], str(folder))):  # -q hides headers
         out = _pytest(select + args, tmp_path).stdout
         assert "2 failed, 1 passed" in out, out[-3000:]
-        assert out.startswith(f"Grading {graded}/: page1_model_and_sites.py, page2_"), out[:500]
+        assert out.startswith(f"Grading {graded}/: ch01_model_and_sites.py, ch02_"), out[:500]
         assert "Exercise 2.2: not implemented yet" in out
         assert "Hint: that is the output shift dW x" in out
 
@@ -406,9 +406,9 @@ def _class_of_three(tmp_path):
     (class_dir / "alice").mkdir(parents=True)
     shutil.copy(Path(S.__file__), class_dir / "alice" / "answers.py")
     shutil.copytree(STUBS, class_dir / "bob")
-    answer(class_dir / "bob", "page2_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
+    answer(class_dir / "bob", "ch02_weight_updates_as_shifts.py", "2.1", RIGHT_2_1)
     shutil.copytree(STUBS, class_dir / "carol")
-    (class_dir / "carol" / "page6_joint_adaptation.py").write_text("def project_read(:\n", "utf8")
+    (class_dir / "carol" / "ch06_joint_adaptation.py").write_text("def project_read(:\n", "utf8")
     (class_dir / ".git").mkdir()  # not a student
     return class_dir
 
@@ -440,7 +440,7 @@ def test_grading_a_class_writes_one_table(tmp_path, capsys, monkeypatch):
     assert rows["bob"]["passed"] == f"1/{n}"
     assert rows["bob"]["first failing hint"].startswith("Exercise 1.1: not implemented yet")
     assert marks("carol") == {number: "✗" for number in EXERCISES}
-    assert rows["carol"]["first failing hint"].startswith("page6_joint_adaptation.py did not load: SyntaxError")
+    assert rows["carol"]["first failing hint"].startswith("ch06_joint_adaptation.py did not load: SyntaxError")
     table = (tmp_path / "out" / "grades.md").read_text("utf8").splitlines()
     assert table[0] == "| student | " + " | ".join(EXERCISES) + " | passed | first failing hint |"
     assert table[2] == "| alice | " + " | ".join("✓" * n) + f" | {n}/{n} |  |"
@@ -462,3 +462,13 @@ def test_grading_a_class_refuses_bad_folders(tmp_path, capsys):
     for argv in (["x", "--class", str(tmp_path)], ["--class", str(tmp_path), "--only", "2.1"], ["--out", "x"]):
         with pytest.raises(UsageError):
             main(argv)
+
+
+def test_each_chapter_has_one_name():
+    """Page ``docs/NN-slug.md``, stub ``examples/exercises/chNN_slug.py`` and checkers
+    ``ministeer/exercises/chNN_slug.py`` (rejects a chapter known by three names)."""
+    checkers = sorted(p.name for p in (ROOT / "ministeer" / "exercises").glob("ch*.py"))
+    assert [p.name for p in stub_pages()] == checkers
+    for name in checkers:
+        page = ROOT / "docs" / f"{name[2:4]}-{name[5:-3].replace('_', '-')}.md"
+        assert page.exists(), f"{name}: no docs page {page.name}"

@@ -19,14 +19,14 @@ Nothing here imports ``solutions.py``, the reference answers: an instructor may 
 """
 import sys
 
-from .ch1_sites import check_add_at_position, check_resid_post
-from .ch2_shifts import check_first_order_shift, check_input_shift, check_linear_shift
-from .ch3_glu import check_glu_jacobian, check_unreachable_part
-from .ch4_where import UpdateProblem, check_find_unreachable_site, unreachable_norms, unreachable_site_problem
-from .ch5_params import (BROKEN_CONSTANT_STEERS, check_best_constant_steer, check_constant_steer_property,
+from .ch01_model_and_sites import check_add_at_position, check_resid_post
+from .ch02_weight_updates_as_shifts import check_first_order_shift, check_input_shift, check_linear_shift
+from .ch03_glu_and_pre_mlp import check_glu_jacobian, check_unreachable_part
+from .ch04_where_to_steer import UpdateProblem, check_find_unreachable_site, unreachable_norms, unreachable_site_problem
+from .ch05_parameterizations import (BROKEN_CONSTANT_STEERS, check_best_constant_steer, check_constant_steer_property,
                          check_loreft, check_post_block_adapter, check_post_block_param_count)
-from .ch6_joint import check_project_read, check_project_write
-from .ch9_block import check_rms_norm_vjp
+from .ch06_joint_adaptation import check_project_read, check_project_write
+from .ch09_block_backward import check_rms_norm_vjp
 from .common import ExerciseFailed
 from .grading import COPY_HINT, DEFAULT_DIR, Answers, AnswersNotFound, default_source, grade_one, load_answers
 

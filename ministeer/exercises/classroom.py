@@ -26,7 +26,7 @@ def student_folders(class_dir):
     folders = sorted(p for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     if not folders:
         raise FileNotFoundError(f"no student folders in {str(class_dir)!r}: expected one folder of .py files per "
-                                "student, e.g. class/alice/page1_model_and_sites.py")
+                                "student, e.g. class/alice/ch01_model_and_sites.py")
     return folders
 
 
