@@ -119,9 +119,9 @@ def _forward(h, W, cfg, tables):
         q, k = ops.rope.fun(q, cos, sin), ops.rope.fun(k, cos, sin)
     s["qh"], s["kh"] = raw.transpose(q, (0, 2, 1, 3)), raw.transpose(k, (0, 2, 1, 3))
     s["pattern"] = ops.attention_pattern.fun(s["qh"], s["kh"], 1.0 / dh ** 0.5)  # [B, H, T, T]
-    s["v5"] = raw.transpose(v, (0, 2, 1, 3)).reshape(B, K, 1, T, dh)
-    s["p5"] = s["pattern"].reshape(B, K, H // K, T, T)
-    z = raw.transpose((s["p5"] @ s["v5"]).reshape(B, H, T, dh), (0, 2, 1, 3))  # [B, T, H, dh]
+    s["v_5d"] = raw.transpose(v, (0, 2, 1, 3)).reshape(B, K, 1, T, dh)
+    s["p_5d"] = s["pattern"].reshape(B, K, H // K, T, T)
+    z = raw.transpose((s["p_5d"] @ s["v_5d"]).reshape(B, H, T, dh), (0, 2, 1, 3))  # [B, T, H, dh]
     s["xo"], attn = _linear(z.reshape(B, T, H * dh), *_lin(W, "self_attn", "o_proj"))
     h = h + attn
     s["mid"] = h
@@ -163,7 +163,7 @@ def _block_tree(h, p, *, cfg, tables, reference):
 #   y = x2 W^T + b:   dx2 = dy W,   dW = (x2^T dy)^T,   db = sum over rows of dy         (9.1)
 #   residual adds: the gradient flows to both summands unchanged; reads add up           (9.2)
 #   norms (9.3), SwiGLU (9.4), softmax and scores (9.6): the ops' own VJP helpers
-#   z5 = P5 v5 (GQA): dP5 = dz5 v5^T,   dv5 = sum over the group of P5^T dz5              (9.5)
+#   z_5d = P_5d v_5d (GQA): dP_5d = dz_5d v_5d^T,   dv_5d = sum over the group of P_5d^T dz_5d              (9.5)
 #   reshape / transpose: the inverse reshape / transpose of the gradient
 
 
@@ -227,11 +227,11 @@ def _backward(g, s, W, cfg, tables, need):
 
     def attention(d_mid):  # mid = h + W_o z: returns the gradients at v, k, q
         dz = linear(d_mid, s["xo"], (B, T, H * dh), "self_attn", "o_proj").reshape(B, T, H, dh)
-        dz5 = raw.transpose(dz, (0, 2, 1, 3)).reshape(B, K, H // K, T, dh)
-        d_p5 = _sum_to_shape(dz5 @ raw.swapaxes(s["v5"], 3, 4), s["p5"].shape)  # (9.5)
-        dv5 = _sum_to_shape(raw.swapaxes(s["p5"], 3, 4) @ dz5, s["v5"].shape)  # sum over the query group
-        dv = raw.transpose(dv5.reshape(B, K, T, dh), (0, 2, 1, 3))
-        scores = ops._attention_grads(d_p5.reshape(B, H, T, T), s["pattern"], s["qh"], s["kh"], 1.0 / dh ** 0.5)
+        dz_5d = raw.transpose(dz, (0, 2, 1, 3)).reshape(B, K, H // K, T, dh)
+        d_p_5d = _sum_to_shape(dz_5d @ raw.swapaxes(s["v_5d"], 3, 4), s["p_5d"].shape)  # (9.5)
+        dv_5d = _sum_to_shape(raw.swapaxes(s["p_5d"], 3, 4) @ dz_5d, s["v_5d"].shape)  # sum over the query group
+        dv = raw.transpose(dv_5d.reshape(B, K, T, dh), (0, 2, 1, 3))
+        scores = ops._attention_grads(d_p_5d.reshape(B, H, T, T), s["pattern"], s["qh"], s["kh"], 1.0 / dh ** 0.5)
         dq, dk = raw.transpose(scores[0](), (0, 2, 1, 3)), raw.transpose(scores[1](), (0, 2, 1, 3))  # (9.6)
         if tables is not None:  # RoPE's VJP is the inverse rotation (ops.9)
             cos, sin = tables[0][:T], tables[1][:T]

@@ -189,7 +189,7 @@ adapters = {{"lora": A.init_adapter(cfg, A.make_spec(cfg, "lora", r=2), seed=0),
              "steer": A.init_adapter(cfg, A.make_spec(cfg, "lowrank", sites="post_block", r=2), seed=0)}}
 with fused.use_fused({on}):
     result = fit(A.objective(params, adapters, cfg), A.trainable_of(adapters), [{{"tokens": tokens}}], steps=4,
-                 lr=1e-2)
+                 lr=1e-2, pass_step=True)
 digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in
                                  __import__("ministeer").tree.tree_leaves(result.params))).hexdigest()
 print(json.dumps({{"losses": [float(x).hex() for x in result.losses], "digest": digest,

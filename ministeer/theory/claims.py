@@ -1,4 +1,5 @@
-"""One runner per numerically checkable claim, for ``ministeer verify``.
+"""One runner per numerically checkable claim, for ``ministeer verify``: fifteen runners and
+their table, which is why this file is longer than the others.
 
 The 15 claims are listed in docs/index.md with their source: the paper (Adila, Cooper,
 Yun, Trost, Sala, ICML 2026, https://arxiv.org/abs/2603.00425), the authors' blog posts
