@@ -155,9 +155,12 @@ def test_a_resume_reuses_a_logged_run_only_under_its_own_key(tmp_path, monkeypat
     job = dict(method="postblock_vector", task="gsm", seed=0, init_seed=0, lr=0.05, settings=TINY)
     compare.run_jobs([{**job, "split": "val"}], 1, "t", log)
     ran.clear()
-    compare.run_jobs([job, {**job, "lr": 0.1}, {**job, "seed": 1, "init_seed": 1}, {**job, "split": "val"},
-                      {**job, "init_seed": 3}], 1, "t", log, resume=True)
-    assert ran == [(0, 0, 0.05, "test"), (0, 0, 0.1, "test"), (1, 1, 0.05, "test"), (0, 3, 0.05, "test")]
+    compare.run_jobs([job, {**job, "lr": 0.1}, {**job, "seed": 1, "init_seed": 1}, {**job, "split": "val"}], 1, "t",
+                     log, resume=True)
+    assert ran == [(0, 0, 0.05, "test"), (0, 0, 0.1, "test"), (1, 1, 0.05, "test")]
+    ran.clear()
+    compare.run_jobs([job, {**job, "init_seed": 3}], 1, "t", log, resume=True)  # init seed 0 is logged now
+    assert ran == [(0, 3, 0.05, "test")]
     old = {k: v for k, v in fake_run({**job, "seed": 5, "init_seed": 5}).items() if k != "init_seed"}
     assert compare.job_key(old) == compare.job_key({**job, "seed": 5, "init_seed": 5})
 
