@@ -23,7 +23,8 @@ interval: "holds" where it excludes 0 on the claimed side, "level" where it hold
 hold" where it excludes 0 on the other side.
 
 Deterministic: every bootstrap draws from ``default_rng(BOOT_SEED)`` after sorting the units by
-key, so the same records (in any order) give the same numbers.
+what their runs hold, so the same records, in any order and under any seed labels, give the
+same numbers.
 """
 import numpy as np  # host side: bookkeeping over a handful of runs
 
@@ -47,9 +48,9 @@ def _bounds(draws):
 def cell(runs, default_n=500):
     """``dict(mean, lo, hi, median, learned, n, points)`` of one cell's runs, in percent.
 
-    ``points`` are the units' accuracies in key order; diverged runs (accuracy None) are left
+    ``points`` are the units' accuracies, in increasing order; diverged runs (accuracy None) are left
     out (the table flags them). Empty runs give Nones and ``n = 0``."""
-    runs = sorted((r for r in runs if r.get("accuracy") is not None), key=unit_key)
+    runs = sorted((r for r in runs if r.get("accuracy") is not None), key=lambda r: _content([r]))
     if not runs:
         return dict(mean=None, lo=None, hi=None, median=None, learned=0, n=0, points=[])
     acc = np.array([r["accuracy"] for r in runs], dtype=float)
@@ -63,13 +64,13 @@ def cell(runs, default_n=500):
 
 
 def _pair_counts(a, b):
-    """``(n, p10, p01, joint)`` of two runs on one unit's test problems: the shares right only in
-    ``a`` and only in ``b``; ``joint`` when both carry per-problem verdicts of the same problems."""
+    """``(n, p10, p01)`` of two runs on one unit's test problems: the shares right only in ``a`` and
+    only in ``b``; None unless both carry per-problem verdicts of as many problems."""
     ca, cb = a.get("correct"), b.get("correct")
     if ca is not None and cb is not None and len(ca) == len(cb):
         x, y = np.frombuffer(ca.encode(), np.uint8) == 49, np.frombuffer(cb.encode(), np.uint8) == 49
         n = len(ca)
-        return n, float(np.mean(x & ~y)), float(np.mean(~x & y)), True
+        return n, float(np.mean(x & ~y)), float(np.mean(~x & y))
     return None
 
 
@@ -77,13 +78,17 @@ def _draw_difference(rng, a, b, shape):
     """``shape`` bootstrap draws of ``acc(a) - acc(b)`` on one unit, test problems redrawn."""
     counts = _pair_counts(a, b)
     if counts is not None:  # pairs of verdicts redrawn together: n10 then n01 among the rest
-        n, p10, p01, _ = counts
+        n, p10, p01 = counts
         n10 = rng.binomial(n, p10, shape)
         rest = 1.0 - p10
         n01 = rng.binomial(n - n10, 0.0 if rest <= 0 else min(1.0, p01 / rest))
         return (n10 - n01) / n
     na, nb = a.get("n_scored", 500), b.get("n_scored", 500)
     return rng.binomial(na, a["accuracy"], shape) / na - rng.binomial(nb, b["accuracy"], shape) / nb
+
+
+def _content(runs):
+    return tuple((r["accuracy"], r.get("n_scored", 500), r.get("correct") or "") for r in runs)
 
 
 def paired(runs_a, runs_b, tasks):
@@ -94,16 +99,21 @@ def paired(runs_a, runs_b, tasks):
     def by_unit(runs):
         return {(unit_key(r), r["task"]): r for r in runs if r.get("accuracy") is not None}
     a, b = by_unit(runs_a), by_unit(runs_b)
-    units = sorted({u for u, _ in a} & {u for u, _ in b})
-    units = [u for u in units if all((u, t) in a and (u, t) in b for t in tasks)]
+    units = [u for u in sorted({u for u, _ in a} & {u for u, _ in b})
+             if all((u, t) in a and (u, t) in b for t in tasks)]
     if not units:
         return dict(diff=None, lo=None, hi=None, n=0, units=[])
-    per_unit = np.array([np.mean([a[u, t]["accuracy"] - b[u, t]["accuracy"] for t in tasks]) for u in units])
+    # ordered by what the runs hold, not by seed number: relabelling seeds changes nothing
+    units.sort(key=lambda u: _content([a[u, t] for t in tasks] + [b[u, t] for t in tasks]))
+    a_side = [[a[u, t] for t in tasks] for u in units]
+    b_side = [[b[u, t] for t in tasks] for u in units]  # the same units in the same order: paired
+    per_unit = np.array([np.mean([x["accuracy"] - y["accuracy"] for x, y in zip(xs, ys)])
+                         for xs, ys in zip(a_side, b_side)])
     rng = np.random.default_rng(BOOT_SEED)
-    picks = rng.integers(0, len(units), (N_BOOT, len(units)))
+    picks = rng.integers(0, len(units), (N_BOOT, len(units)))  # units drawn with replacement, jointly
     # every unit's test problems redrawn N_BOOT × slots times, then the drawn unit's column is kept
-    inner = np.stack([np.mean([_draw_difference(rng, a[u, t], b[u, t], picks.shape) for t in tasks], axis=0)
-                      for u in units])  # [units, N_BOOT, slots]
+    inner = np.stack([np.mean([_draw_difference(rng, x, y, picks.shape) for x, y in zip(xs, ys)], axis=0)
+                      for xs, ys in zip(a_side, b_side)])  # [units, N_BOOT, slots]
     draws = np.take_along_axis(inner.transpose(1, 2, 0), picks[..., None], axis=2)[..., 0].mean(axis=1)
     lo, hi = _bounds(draws)
     return dict(diff=100 * float(per_unit.mean()), lo=100 * lo, hi=100 * hi, n=len(units),
