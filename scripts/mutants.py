@@ -235,6 +235,8 @@ MUTANTS = [
      "dict(**stats.cell(runs[:1], settings.n_test)", "a cell's statistics leave out some of its seeds"),
     ("figure_one_seed", "report", "ministeer/experiments/figures.py", 'for point in rows[m]["tasks"][task]["points"]]',
      'for point in rows[m]["tasks"][task]["points"][:1]]', "the seed figure shows one seed per cell"),
+    ("cell_ignores_init_seeds", "report", "ministeer/experiments/report.py",
+     "(len(init_seeds) if init_seeds else 1)", "1", "a cell of several init seeds is counted as one seed's"),
     ("signature_no_base", "report", "ministeer/experiments/compare.py",
      '    core["base_sha256"] = _file_digest(str(base_path), stat.st_mtime_ns, stat.st_size)\n', "",
      "a resume reuses the runs of another base checkpoint"),

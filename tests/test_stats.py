@@ -194,3 +194,19 @@ def test_the_rendered_verdicts_are_the_paired_differences_of_the_records(correct
     assert _table_cells(table, "Post-block r=8 − LoRA r=1")[0].endswith("] holds")
     assert _table_cells(table, "Post-block r=8 − LoRA r=1")[1].endswith("] level")
     assert _table_cells(table, "Post-block r=8 − LoReFT r=8")[2].endswith("] does not hold")
+
+
+def test_a_cell_of_init_seeds_counts_one_run_per_seed_and_init_seed():
+    """``--seeds 0 --init-seeds 0 1 2``: a cell asks for three runs; one with two of them says so,
+    and the footnote names the init seeds. Rejects a count that ignores the init seeds (mutant
+    ``cell_ignores_init_seeds``)."""
+    s = replace(S, methods=("postblock_silu",), tasks=("gsm",), seeds=(0,), init_seeds=(0, 1, 2))
+    records = [run(0, x, method="postblock_silu", init_seed=i) for i, x in enumerate([0.9, 0.0, 0.8])]
+    _, cfg = load_base()
+    rows = report.summarize(records, {"gsm": 0.0}, s, cfg)
+    cell = rows["postblock_silu"]["tasks"]["gsm"]
+    assert (cell["n"], cell["learned"]) == (3, 2)
+    table = report.markdown_table(rows, s, cfg)
+    assert "Incomplete" not in table and "seeds [0] × init seeds [0, 1, 2]" in table
+    rows = report.summarize(records[:2], {"gsm": 0.0}, s, cfg)
+    assert "(2 of 3 seeds)" in report.markdown_table(rows, s, cfg)
