@@ -16,6 +16,7 @@ import pytest
 from ministeer import adapters as A
 from ministeer.cli import COMMANDS
 from ministeer.experiments import compare, gates, pool, pretrain, report, stats
+from ministeer.experiments.grids import grid_of
 from ministeer.io import CheckpointError
 from ministeer.experiments.pretrain import BASE_CONFIG, BASE_PATH, CARD_PATH, fingerprint, load_base, load_card
 from ministeer.tasks import TASK_NAMES
@@ -164,7 +165,7 @@ def test_stored_learning_rates_cover_every_method_and_task_from_their_grids():
     lrs = compare.load_lrs()
     for method in A.METHODS:
         for task in TASK_NAMES:
-            assert compare.lookup_lr(lrs, method, task) in A.METHODS[method].lr_grid
+            assert compare.lookup_lr(lrs, method, task) in grid_of(method)
     with pytest.raises(KeyError, match="--sweep"):
         compare.lookup_lr(lrs, "nonexistent", "gsm")
 
@@ -306,8 +307,8 @@ def test_table_intervals_ratios_and_edge_flags():
     the format. Rejects a cell that is not its runs' statistics (mutant ``cell_not_its_runs``), a
     missing edge flag, and a parameter ratio not relative to post-block r=8."""
     s = replace(compare.Settings(), methods=("full", "postblock_silu", "lora_r1"), seeds=(0, 1), n_test=100)
-    edge = {"full": A.METHODS["full"].lr_grid[-1], "postblock_silu": A.METHODS["postblock_silu"].lr_grid[2],
-            "lora_r1": A.METHODS["lora_r1"].lr_grid[0]}
+    edge = {"full": grid_of("full")[-1], "postblock_silu": grid_of("postblock_silu")[2],
+            "lora_r1": grid_of("lora_r1")[0]}
     records = _fake_records(s, lambda m, t, seed: 0.5 if m == "full" else 0.4 + 0.1 * seed, edge.get)
     rows = report.summarize(records, {t: 0.0 for t in s.tasks}, s, BASE_CONFIG)
     full, pb = rows["full"]["tasks"]["gsm"], rows["postblock_silu"]["tasks"]["gsm"]
