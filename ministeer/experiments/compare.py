@@ -231,7 +231,9 @@ def _bar(total, desc, initial=0):
 def _tick(bar, record):
     if bar is not None:
         acc = record["accuracy"]
-        bar.set_postfix_str(f"last: {record['method']}/{record['task']}/s{record['seed']} "
+        init = record.get("init_seed", record["seed"])
+        seed = f"s{record['seed']}" + (f"i{init}" if init != record["seed"] else "")
+        bar.set_postfix_str(f"last: {record['method']}/{record['task']}/{seed} "
                             + ("diverged" if acc is None else f"{100 * acc:.1f}%"), refresh=False)
         bar.update(1)  # redraws at most every mininterval
 
