@@ -19,8 +19,8 @@ TINY = replace(compare.Settings(), steps=1, batch_size=4, n_train=8, n_val=3, n_
 
 def test_the_signature_covers_every_setting_but_which_methods_tasks_and_seeds(tmp_path):
     """Runs are comparable when every setting (steps, batch size, data sizes, data seed, clipping,
-    the quick tier, the recipe) and the base checkpoint's bytes agree; which methods, tasks and seeds a
-    command runs is not part of it (a run's own key holds those). Each field is changed alone.
+    the quick tier, the recipe) and the base checkpoint's bytes agree; which methods, tasks, seeds and
+    init seeds a command runs is not part of it (a run's own key holds those). Each field is changed alone.
     Rejects a signature that leaves out a field (mutants ``signature_no_data_seed``,
     ``signature_no_steps``): a resume would reuse runs trained or drawn differently."""
     base = tmp_path / "base.npz"
@@ -28,10 +28,11 @@ def test_the_signature_covers_every_setting_but_which_methods_tasks_and_seeds(tm
     ref = compare.signature(TINY, str(base))
     changed = dict(steps=2, batch_size=8, n_train=9, n_val=4, n_test=6, data_seed=11, clip=0.5, quick=True,
                    recipe="official")
-    assert set(changed) | {"methods", "tasks", "seeds"} == {f.name for f in dataclasses.fields(compare.Settings)}
+    assert set(changed) | {"methods", "tasks", "seeds", "init_seeds"} == {
+        f.name for f in dataclasses.fields(compare.Settings)}
     for field, value in changed.items():
         assert compare.signature(replace(TINY, **{field: value}), str(base)) != ref, field
-    same = replace(TINY, methods=("lora",), tasks=("gsm",), seeds=(3, 4))
+    same = replace(TINY, methods=("lora",), tasks=("gsm",), seeds=(3, 4), init_seeds=(1, 2))
     assert compare.signature(same, str(base)) == ref
 
 
@@ -48,8 +49,13 @@ def recorded(monkeypatch):
         calls.setdefault("scored", []).append(scored)
         return 0.25
 
+    def forced_exact_match(logits_fn, scored, **kw):  # one problem in four right
+        calls.setdefault("scored", []).append(scored)
+        return np.arange(len(scored)) % 4 == 0
+
     monkeypatch.setattr(A, "train_method", train_method)
     monkeypatch.setattr(compare, "accuracy", accuracy)
+    monkeypatch.setattr(compare, "forced_exact_match", forced_exact_match)
     monkeypatch.setattr(compare, "_examples", compare._examples.__wrapped__)  # no cache between tests
     return calls
 
@@ -71,8 +77,44 @@ def test_a_runs_seed_draws_its_training_and_test_problems_and_its_batches(record
     for step in range(3):
         assert np.array_equal(got["data"](step)["tokens"], expected(step)["tokens"])
     assert recorded["scored"] == [test]
-    assert record["n_scored"] == TINY.n_test and record["accuracy"] == 0.25
+    assert record["n_scored"] == TINY.n_test and record["accuracy"] == 2 / 5
+    assert record["correct"] == "10001" and record["init_seed"] == seed
     assert record["signature"] == compare.signature(TINY)
+
+
+def test_an_init_seed_changes_the_adapters_draw_alone(recorded):
+    """``init_seed`` goes to the adapter's init (``train_method``'s seed) and nothing else: the
+    training problems, batch order and test problems still follow ``seed``. Rejects an init seed
+    that is ignored (mutant ``init_seed_ignored``) or that also moves the data or the batches
+    (mutants ``init_seed_moves_batches``, ``init_seed_moves_draw``)."""
+    record = compare.run_one("postblock_vector", "gsm", 1, 0.05, TINY, init_seed=7)
+    train = examples("gsm", "train", TINY.n_train, seed=TINY.data_seed + 1, fmt=BENCHMARK)
+    test = examples("gsm", "test", TINY.n_test, seed=TINY.data_seed + 1, fmt=BENCHMARK)
+    assert recorded["train"]["seed"] == 7 and (record["seed"], record["init_seed"]) == (1, 7)
+    expected = batch_sampler(train, TINY.batch_size, seed=1)
+    for step in range(3):
+        assert np.array_equal(recorded["train"]["data"](step)["tokens"], expected(step)["tokens"])
+    assert recorded["scored"] == [test]
+
+
+def test_init_seeds_plan_one_run_per_seed_and_init_seed():
+    """``--init-seeds 0 1 2`` with ``--seeds 0``: three runs per cell, one data draw, three inits;
+    without init seeds each run's init follows its seed. Rejects a plan that drops the init seeds
+    (mutant ``plan_ignores_init_seeds``)."""
+    lrs = {"lora": {"gsm": 0.01}}
+    s = replace(TINY, methods=("lora",), tasks=("gsm",), seeds=(0,), init_seeds=(0, 1, 2))
+    assert [(j["seed"], j["init_seed"]) for j in compare.planned_jobs(s, lrs)] == [(0, 0), (0, 1), (0, 2)]
+    plain = replace(s, seeds=(3, 4), init_seeds=None)
+    assert [(j["seed"], j["init_seed"]) for j in compare.planned_jobs(plain, lrs)] == [(3, 3), (4, 4)]
+    assert compare.parse(["--seeds", "0", "--init-seeds", "2", "1", "2"]).init_seeds == [2, 1, 2]
+
+
+def test_the_default_tiers_seeds():
+    """The headline runs 5 seeds, ``--all`` 3, ``--quick`` 1 (it stays a smoke run). Rejects the old
+    2-seed headline (mutant ``headline_two_seeds``)."""
+    assert compare.Settings().seeds == (0, 1, 2, 3, 4)
+    assert compare.ALL["seeds"] == (0, 1, 2) and compare.QUICK["seeds"] == (0,)
+    assert compare.Settings().init_seeds is None
 
 
 def test_the_validation_draw_is_the_same_for_every_seed(recorded):
@@ -97,34 +139,43 @@ def test_the_base_accuracy_averages_the_seeds_test_draws(monkeypatch):
 
 
 def test_a_resume_reuses_a_logged_run_only_under_its_own_key(tmp_path, monkeypatch):
-    """A logged run is reused for the job of the same method, task, seed, learning rate and split.
-    A sweep's validation run is not a test run; a run at another rate or seed is not this one.
-    Rejects a key without the split (mutant ``job_key_no_split``) or without the rate."""
+    """A logged run is reused for the job of the same method, task, seed, init seed, learning rate
+    and split. A sweep's validation run is not a test run; a run at another rate, seed or init seed
+    is not this one; a logged run without an init seed (older logs) is the run whose init followed
+    its seed. Rejects a key without the split (mutant ``job_key_no_split``), without the rate, or
+    without the init seed (mutant ``job_key_no_init_seed``)."""
     ran = []
 
     def fake_run(job):
-        ran.append((job["seed"], job["lr"], job.get("split", "test")))
-        return dict(method=job["method"], task=job["task"], seed=job["seed"], lr=job["lr"],
+        init = job.get("init_seed", job["seed"])
+        ran.append((job["seed"], init, job["lr"], job.get("split", "test")))
+        return dict(method=job["method"], task=job["task"], seed=job["seed"], init_seed=init, lr=job["lr"],
                     split=job.get("split", "test"), accuracy=0.5, signature=compare.signature(job["settings"]))
     monkeypatch.setattr(compare, "_run_job", fake_run)
     log = tmp_path / "runs.jsonl"
-    job = dict(method="postblock_vector", task="gsm", seed=0, lr=0.05, settings=TINY)
+    job = dict(method="postblock_vector", task="gsm", seed=0, init_seed=0, lr=0.05, settings=TINY)
     compare.run_jobs([{**job, "split": "val"}], 1, "t", log)
     ran.clear()
-    compare.run_jobs([job, {**job, "lr": 0.1}, {**job, "seed": 1}, {**job, "split": "val"}], 1, "t", log, resume=True)
-    assert ran == [(0, 0.05, "test"), (0, 0.1, "test"), (1, 0.05, "test")]
+    compare.run_jobs([job, {**job, "lr": 0.1}, {**job, "seed": 1, "init_seed": 1}, {**job, "split": "val"}], 1, "t",
+                     log, resume=True)
+    assert ran == [(0, 0, 0.05, "test"), (0, 0, 0.1, "test"), (1, 1, 0.05, "test")]
+    ran.clear()
+    compare.run_jobs([job, {**job, "init_seed": 3}], 1, "t", log, resume=True)  # init seed 0 is logged now
+    assert ran == [(0, 3, 0.05, "test")]
+    old = {k: v for k, v in fake_run({**job, "seed": 5, "init_seed": 5}).items() if k != "init_seed"}
+    assert compare.job_key(old) == compare.job_key({**job, "seed": 5, "init_seed": 5})
 
 
-def _val(lr, accuracy, val_loss=1.0, method="lora", task="gsm"):
-    return dict(method=method, task=task, seed=0, lr=lr, split="val", accuracy=accuracy, val_loss=val_loss)
+def _val(lr, accuracy, val_loss=1.0, method="lora", task="gsm", seed=0):
+    return dict(method=method, task=task, seed=seed, lr=lr, split="val", accuracy=accuracy, val_loss=val_loss)
 
 
 def test_the_sweep_chooses_by_accuracy_then_loss_then_the_smaller_rate():
-    """Per method and task: the best validation accuracy; among equal accuracies the lower validation
-    loss; among full ties the smaller rate, whatever order the runs finished in; a diverged run
-    (accuracy None) never wins. Rejects ties going to the larger rate (mutant
-    ``sweep_ties_larger``), the higher loss preferred (``sweep_prefers_higher_loss``) and a
-    diverged run counted as the best (``sweep_diverged_wins``)."""
+    """Per method and task: the best mean validation accuracy over the seeds; among equal accuracies
+    the lower mean validation loss; among full ties the smaller rate, whatever order the runs
+    finished in; a point where a seed diverged (accuracy None) never wins. Rejects ties going to the
+    larger rate (mutant ``sweep_ties_larger``), the higher loss preferred
+    (``sweep_prefers_higher_loss``) and a diverged run counted as the best (``sweep_diverged_wins``)."""
     by_accuracy = [_val(0.01, 0.5), _val(0.02, 0.7), _val(0.05, 0.6)]
     by_loss = [_val(0.01, 0.5, 2.0), _val(0.02, 0.5, 1.0), _val(0.05, 0.4, 0.1)]
     tied = [_val(0.05, 0.5), _val(0.01, 0.5), _val(0.02, 0.5)]
@@ -136,18 +187,33 @@ def test_the_sweep_chooses_by_accuracy_then_loss_then_the_smaller_rate():
     assert two == {"lora": {"gsm": 0.01, "boolq": 0.02}}
 
 
-def test_the_sweep_scores_each_grid_rate_on_validation_with_the_first_seed(monkeypatch):
-    """One validation run per method, task and rate of the method's grid, all with the first seed
-    of the settings. Rejects a sweep on the test split or with another seed (mutant
-    ``sweep_last_seed``)."""
+def test_the_sweep_picks_by_the_mean_over_its_seeds():
+    """A rate that one seed likes and the other falls off (0.9 and 0.0) loses to a steadier one (0.6
+    and 0.5), and a second seed that diverged sinks its rate. Rejects a pick by the first seed alone
+    (mutant ``sweep_first_seed_only``) and a mean that skips a diverged seed
+    (``sweep_mean_skips_diverged``)."""
+    cliff = [_val(0.01, 0.6), _val(0.01, 0.5, seed=1), _val(0.02, 0.9), _val(0.02, 0.0, seed=1)]
+    assert compare.choose_lrs(cliff) == {"lora": {"gsm": 0.01}}
+    assert compare.choose_lrs(cliff[::-1]) == {"lora": {"gsm": 0.01}}
+    blown = [_val(0.01, 0.5), _val(0.01, 0.5, seed=1), _val(0.02, 0.9), {**_val(0.02, None, seed=1), "val_loss": None}]
+    assert compare.choose_lrs(blown) == {"lora": {"gsm": 0.01}}
+    scores = compare.sweep_scores(cliff)["lora"]["gsm"]
+    assert scores[0.02]["accuracy"] == pytest.approx(0.45) and scores[0.02]["seeds"][1]["accuracy"] == 0.0
+
+
+def test_the_sweep_scores_each_grid_rate_on_validation_with_two_seeds(monkeypatch):
+    """One validation run per method, task, rate of the method's grid and each of the settings'
+    first two seeds (a one-seed tier adds the next seed). Rejects a sweep on the test split or with
+    other seeds (mutant ``sweep_last_seed``) or with one seed (``sweep_one_seed``)."""
     seen = []
     monkeypatch.setattr(compare, "run_jobs", lambda jobs, *a, **k: seen.extend(jobs) or [
-        _val(j["lr"], 0.5, method=j["method"], task=j["task"]) for j in jobs])
-    s = replace(TINY, methods=("lora", "jola"), tasks=("gsm",), seeds=(4, 7))
+        _val(j["lr"], 0.5, method=j["method"], task=j["task"], seed=j["seed"]) for j in jobs])
+    s = replace(TINY, methods=("lora", "jola"), tasks=("gsm",), seeds=(4, 7, 9))
     compare.sweep(s, 1, str(BASE_PATH))
-    assert sorted((j["method"], j["lr"]) for j in seen) == sorted(
-        (m, lr) for m in ("lora", "jola") for lr in grid_of(m))
-    assert {(j["seed"], j["split"], j["task"]) for j in seen} == {(4, "val", "gsm")}
+    assert sorted((j["method"], j["lr"], j["seed"]) for j in seen) == sorted(
+        (m, lr, seed) for m in ("lora", "jola") for lr in grid_of(m) for seed in (4, 7))
+    assert {(j["split"], j["task"]) for j in seen} == {("val", "gsm")}
+    assert compare.sweep_seeds(replace(TINY, seeds=(3,))) == (3, 4)
 
 
 def test_the_signature_follows_a_base_rewritten_in_place(tmp_path):

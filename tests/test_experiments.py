@@ -15,7 +15,7 @@ import pytest
 
 from ministeer import adapters as A
 from ministeer.cli import COMMANDS
-from ministeer.experiments import compare, gates, pool, pretrain, report
+from ministeer.experiments import compare, gates, pool, pretrain, report, stats
 from ministeer.experiments.grids import grid_of
 from ministeer.io import CheckpointError
 from ministeer.experiments.pretrain import BASE_CONFIG, BASE_PATH, CARD_PATH, fingerprint, load_base, load_card
@@ -303,17 +303,23 @@ def _fake_records(settings, accs, lr_of):
 
 
 def test_table_intervals_ratios_and_edge_flags():
-    """Rejects a std in place of the interval, an interval without the sampling term, a missing
-    edge flag, and a parameter ratio not relative to post-block r=8."""
+    """Each cell is the mean, the bootstrap interval (stats.cell), the median and k of n that learned
+    the format. Rejects a cell that is not its runs' statistics (mutant ``cell_not_its_runs``), a
+    missing edge flag, and a parameter ratio not relative to post-block r=8."""
     s = replace(compare.Settings(), methods=("full", "postblock_silu", "lora_r1"), seeds=(0, 1), n_test=100)
     edge = {"full": grid_of("full")[-1], "postblock_silu": grid_of("postblock_silu")[2],
             "lora_r1": grid_of("lora_r1")[0]}
     records = _fake_records(s, lambda m, t, seed: 0.5 if m == "full" else 0.4 + 0.1 * seed, edge.get)
     rows = report.summarize(records, {t: 0.0 for t in s.tasks}, s, BASE_CONFIG)
     full, pb = rows["full"]["tasks"]["gsm"], rows["postblock_silu"]["tasks"]["gsm"]
-    assert full["mean"] == pytest.approx(50.0) and full["ci95"] == pytest.approx(100 * 1.96 * np.sqrt(0.25 / 200))
-    sd = np.std([0.4, 0.5], ddof=1)
-    assert pb["ci95"] == pytest.approx(100 * 1.96 * np.sqrt(sd ** 2 / 2 + 0.45 * 0.55 / 200))
+    for method, cell in (("full", full), ("postblock_silu", pb)):
+        runs = [r for r in records if r["method"] == method and r["task"] == "gsm"]
+        assert {k: cell[k] for k in ("mean", "lo", "hi", "median", "learned", "n", "points")} == stats.cell(runs)
+    assert full["mean"] == pytest.approx(50.0) and full["lo"] < 50 < full["hi"]  # two equal seeds: sampling only
+    assert (pb["median"], pb["learned"], pb["n"]) == (pytest.approx(45.0), 1, 2)
+    line = next(line for line in report.markdown_table(rows, s, BASE_CONFIG).splitlines()
+                if line.startswith("| Post-block r=8 (SiLU)"))
+    assert f"45.0 [{pb['lo']:.1f}, {pb['hi']:.1f}] · med 45.0 · 1/2" in line
     assert full["lr_at_edge"] and rows["lora_r1"]["tasks"]["gsm"]["lr_at_edge"] and not pb["lr_at_edge"]
     assert rows["postblock_silu"]["ratio"] == 1.0
     assert rows["lora_r1"]["ratio"] == pytest.approx(A.count_params(BASE_CONFIG, "lora_r1").trainable / 4096)
@@ -364,11 +370,22 @@ def test_compare_quick_end_to_end(tmp_path, monkeypatch):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
 
 
-def test_figure_error_bars_stop_at_0_and_100_percent():
-    """Rejects symmetric bars that show a stalled seed's interval below 0% or above 100%."""
-    from ministeer.experiments.figures import clipped_errors
-    below, above = clipped_errors([55.4, 98.0, 50.0], [60.0, 3.0, 10.0])
-    assert below == pytest.approx([55.4, 3.0, 10.0]) and above == pytest.approx([44.6, 2.0, 10.0])
+def test_the_seed_figure_shows_every_seed_not_only_the_mean(tmp_path):
+    """One dot per run that finished, at its own accuracy, in its method's column of its task.
+    Rejects a figure of means alone or of one seed (mutant ``figure_one_seed``)."""
+    from ministeer.experiments.figures import seed_points
+    s = replace(compare.Settings(), methods=("full", "lora_r1"), tasks=("gsm", "boolq"), seeds=(0, 1, 2))
+    records = _fake_records(s, lambda m, t, seed: [0.0, 0.9, 0.95][seed] if m == "lora_r1" else 0.5, lambda m: 0.01)
+    rows = report.summarize(records, {t: 0.0 for t in s.tasks}, s, BASE_CONFIG)
+    points = seed_points(rows, s.tasks)
+    assert len(points) == len(records)
+    lora_gsm = sorted(y for x, y, m in points if m == "lora_r1" and x < 0.5)
+    assert lora_gsm == pytest.approx([0.0, 90.0, 95.0])
+    assert all(x > 0.5 for x, _, _ in points[len(points) // 2:])  # the second task's group
+    pytest.importorskip("matplotlib")
+    from ministeer.experiments import figures
+    import matplotlib.pyplot as plt
+    assert figures.every_seed(plt, rows, s.tasks, tmp_path / "every_seed.png").stat().st_size > 1000
 
 
 @pytest.mark.slow

@@ -70,6 +70,7 @@ BAD = [  # (command line with OUT for the output, words the one line must hold)
         (["--base", "OUT/tpyo.npz"], "--base: no such file: "),
         (["--base", "OUT/runs.jsonl"], "--base: unknown checkpoint format"),
         (["--seeds", "-1"], "--seeds: expected an integer >= 0, got -1"),
+        (["--init-seeds", "0", "-2"], "--init-seeds: expected an integer >= 0, got -2"),
         (["--steps", "-5"], "--steps: expected a positive integer, got -5"),
         (["--steps", "0"], "--steps: expected a positive integer, got 0"),
         (["--jobs", "0"], "--jobs: expected a positive integer, got 0"),

@@ -2,18 +2,23 @@
 
 One *run* = adapt the shipped base model (``pretrain.py``) to one task's benchmark
 pair (format 9: an answer style held out of pretraining) with one method and one seed, then score
-exact-match greedy accuracy on the test split. A seed sets the adapter init, the batch
-order *and* the draw of training and test problems, so the spread over seeds includes
-data and test sampling. Each method uses the learning rate chosen for it on the
+exact-match greedy accuracy on the test split.
+
+What a seed sets (``run_one``, the one place): a run's ``seed`` draws its training problems
+and its test problems (``examples(..., seed=data_seed + seed)``) and its batch order
+(``batch_sampler(..., seed=seed)``); its ``init_seed`` draws the adapter's initial weights
+(and any training noise the method samples, e.g. JoLA's gates). ``init_seed`` defaults to
+the seed, so the spread over seeds includes init, data and test sampling; ``--init-seeds``
+varies the initial draw alone (``--seeds 0 --init-seeds 0 1 2``: one draw of data, three
+inits). Each method uses the learning rate chosen for it on the
 validation split (``lrs.json`` beside this file; ``--sweep`` re-chooses it from the
-method's grid in ``adapters.METHODS``). Everything else is held fixed across methods:
+method's grid, ``grids.grid_of``, scoring each rate on 2 seeds). Everything else is held fixed across methods:
 steps, batch, linear schedule with 3% warmup, no weight decay, gradient clipping at 1.0
 (the Hugging Face Trainer default the paper's code inherits); ``--recipe official`` gives
 each method its authors' schedule and warmup instead (``adapters/recipes.py``).
 
-Two tiers: the default is the headline table (``HEADLINE`` methods, ≤ 10 min with 2
-workers on 2 idle cores); ``--all`` runs every registered method (rank sweep, site
-ablation, joint modes) with 3 seeds. ``--quick`` is a smoke run in its own folder.
+Two tiers: the default is the headline table (``HEADLINE`` methods, 5 seeds); ``--all`` runs
+every registered method (rank sweep, site ablation, joint modes) with 3 seeds. ``--quick`` is a smoke run in its own folder.
 
 Every finished run is appended at once to ``runs.jsonl`` in the output folder; after an
 interruption, ``--resume`` reuses the runs already there. A log that holds runs is never
@@ -31,13 +36,16 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np  # host side: per-problem verdicts
+
 from .. import adapters as A
 from ..io import CheckpointError, write_json_atomic
 from ..model import forward, loss_fn
-from ..tasks import BENCHMARK, TASK_NAMES, accuracy, batch_sampler, encode, examples
+from ..tasks import BENCHMARK, TASK_NAMES, accuracy, batch_sampler, encode, examples, forced_exact_match
 from ..train import TrainingDiverged
 from ..usage import (Parser, UsageError, existing_file, folder_lock, non_negative_int, positive_int,
                      writable_folder)
+from .grids import grid_of
 from .pretrain import BASE_PATH, load_base
 from .grids import grid_of
 from .pool import for_each_result
@@ -56,7 +64,8 @@ EVERYTHING = tuple(A.METHODS)  # --all: every registered method
 class Settings:
     tasks: tuple = TASK_NAMES
     methods: tuple = HEADLINE
-    seeds: tuple = (0, 1)
+    seeds: tuple = (0, 1, 2, 3, 4)
+    init_seeds: tuple = None  # None: each run's adapter init follows its seed
     steps: int = 300
     batch_size: int = 16
     n_train: int = 2000
@@ -74,8 +83,9 @@ ALL = dict(methods=EVERYTHING, seeds=(0, 1, 2))
 
 def signature(settings, base_path=str(BASE_PATH)):
     """A short hash of what makes runs comparable: the settings (not which methods, tasks or
-    seeds) and the bytes of the base checkpoint, so that a resume never reuses runs of another base."""
-    core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds")}
+    seeds, init seeds: a run's own key holds those) and the bytes of the base checkpoint, so that a resume
+    never reuses runs of another base."""
+    core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds", "init_seeds")}
     if core.get("recipe") == "shared":  # the shared recipe's runs keep the signature they had before the option
         del core["recipe"]
     if not Path(base_path).is_file():  # the error load_base would give, before a log is read
@@ -102,25 +112,33 @@ def _examples(task, split, n, seed):
     return examples(task, split, n, seed=seed, fmt=BENCHMARK)
 
 
-def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_PATH)):
-    """Adapt the base to ``task`` with ``method``; return a JSON-able record with the accuracy."""
+def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_PATH), init_seed=None):
+    """Adapt the base to ``task`` with ``method``; return a JSON-able record with the accuracy and,
+    on the test split, each test problem's verdict (``correct``: "1" right, "0" wrong, in order).
+
+    ``seed`` draws the training and test problems and the batch order; ``init_seed`` (default:
+    ``seed``) the adapter's initial draw and training noise."""
     params, cfg = _base(base_path)
     s = settings
+    init_seed = seed if init_seed is None else init_seed
     draw = s.data_seed + seed
     train = _examples(task, "train", s.n_train, draw)
     scored = _examples(task, split, s.n_val if split == "val" else s.n_test, s.data_seed if split == "val" else draw)
-    record = dict(method=method, task=task, seed=seed, lr=lr, split=split, n_scored=len(scored),
+    record = dict(method=method, task=task, seed=seed, init_seed=init_seed, lr=lr, split=split, n_scored=len(scored),
                   signature=signature(s, base_path))
     start = time.perf_counter()
     try:
         adapters, result = A.train_method(method, params, cfg, batch_sampler(train, s.batch_size, seed=seed),
-                                          steps=s.steps, lr=lr, seed=seed, clip=s.clip,
+                                          steps=s.steps, lr=lr, seed=init_seed, clip=s.clip,
                                           **A.fit_settings(method, s.recipe, s.steps))
     except TrainingDiverged as err:
         return {**record, "accuracy": None, "diverged_at": err.step, "seconds": time.perf_counter() - start}
     logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)
     record["fused"] = A.fused_layers(cfg, adapters)  # layers trained as one node; the rest hooked
-    record["accuracy"] = accuracy(logits_fn, scored, n_ctx=cfg.n_ctx, forced=True)  # greedy's verdicts
+    correct = forced_exact_match(logits_fn, scored, n_ctx=cfg.n_ctx)  # greedy's verdicts, one per problem
+    record["accuracy"] = float(np.mean(correct))
+    if split == "test":  # for the paired bootstrap (stats.paired): the same problems, redrawn together
+        record["correct"] = "".join("1" if c else "0" for c in correct)
     if A.METHODS[method].orth is not None and split == "test":  # how much each space carries (official modes)
         record["modes"] = {mode: accuracy(fn, scored, n_ctx=cfg.n_ctx, forced=True)
                            for mode, fn in A.inference_logits_fns(params, adapters, cfg).items()}
@@ -156,7 +174,7 @@ def _run_job(job):
 
 def job_key(job_or_record):
     r = job_or_record
-    return (r["method"], r["task"], r["seed"], float(r["lr"]), r.get("split", "test"))
+    return (r["method"], r["task"], r["seed"], r.get("init_seed", r["seed"]), float(r["lr"]), r.get("split", "test"))
 
 
 def read_log(path, settings, base_path=str(BASE_PATH)):
@@ -221,7 +239,9 @@ def _bar(total, desc, initial=0):
 def _tick(bar, record):
     if bar is not None:
         acc = record["accuracy"]
-        bar.set_postfix_str(f"last: {record['method']}/{record['task']}/s{record['seed']} "
+        init = record.get("init_seed", record["seed"])
+        seed = f"s{record['seed']}" + (f"i{init}" if init != record["seed"] else "")
+        bar.set_postfix_str(f"last: {record['method']}/{record['task']}/{seed} "
                             + ("diverged" if acc is None else f"{100 * acc:.1f}%"), refresh=False)
         bar.update(1)  # redraws at most every mininterval
 
@@ -232,23 +252,57 @@ def _close(bar, records):
     return records
 
 
+SWEEP_SEEDS = 2  # every grid point is scored on this many seeds and chosen by their mean
+
+
+def sweep_seeds(settings):
+    """The seeds a sweep scores each rate on: the settings' first ``SWEEP_SEEDS``, padded with the
+    next integers when fewer are given (``--quick`` has one)."""
+    seeds = list(settings.seeds[:SWEEP_SEEDS])
+    while len(seeds) < SWEEP_SEEDS:
+        seeds.append(max(seeds) + 1)
+    return tuple(seeds)
+
+
 def sweep(settings, n_workers, base_path, log_path=None, resume=False):
-    """``{method: {task: lr}}``: the grid point with the best validation accuracy (then loss), seed 0."""
-    jobs = [dict(method=m, task=t, seed=settings.seeds[0], lr=lr, settings=settings, split="val",
-                 base_path=base_path) for m in settings.methods for t in settings.tasks for lr in grid_of(m)]
+    """``{method: {task: lr}}``: the grid point with the best mean validation accuracy over
+    ``sweep_seeds`` (then mean loss); returns ``(chosen, records)``, every seed's run among them."""
+    jobs = [dict(method=m, task=t, seed=seed, lr=lr, settings=settings, split="val", base_path=base_path)
+            for m in settings.methods for t in settings.tasks for lr in grid_of(m) for seed in sweep_seeds(settings)]
     records = run_jobs(jobs, n_workers, "lr sweep", log_path, resume)
     return choose_lrs(records), records
 
 
+def sweep_scores(records):
+    """``{method: {task: {lr: score}}}``: each grid point's seeds (accuracy and validation loss
+    per seed) and their means. A point where any seed diverged has mean accuracy None."""
+    points = {}
+    for r in sorted(records, key=lambda r: (r["lr"], r["seed"])):
+        point = points.setdefault(r["method"], {}).setdefault(r["task"], {}).setdefault(r["lr"], {"seeds": {}})
+        point["seeds"][r["seed"]] = dict(accuracy=r["accuracy"], val_loss=r.get("val_loss"))
+    for by_task in points.values():
+        for by_lr in by_task.values():
+            for point in by_lr.values():
+                runs = list(point["seeds"].values())
+                ok = all(x["accuracy"] is not None for x in runs)
+                point["accuracy"] = sum(x["accuracy"] for x in runs) / len(runs) if ok else None
+                point["val_loss"] = sum(x["val_loss"] for x in runs) / len(runs) if ok else None
+    return points
+
+
 def choose_lrs(records):
-    """Per method and task, the lr of the best validation run (accuracy, then lower loss)."""
-    score = lambda r: (-1.0, -float("inf")) if r["accuracy"] is None else (r["accuracy"], -r["val_loss"])
+    """Per method and task, the lr with the best mean validation accuracy over its seeds, then the
+    lower mean loss; a point where a seed diverged never wins."""
+    score = lambda p: (-1.0, -float("inf")) if p["accuracy"] is None else (p["accuracy"], -p["val_loss"])
     chosen = {}
-    for r in sorted(records, key=lambda r: r["lr"]):  # ties go to the smaller lr, whatever the finishing order
-        best = chosen.setdefault(r["method"], {}).get(r["task"])
-        if best is None or score(r) > score(best):
-            chosen[r["method"]][r["task"]] = r
-    return {m: {t: r["lr"] for t, r in by_task.items()} for m, by_task in chosen.items()}
+    for method, by_task in sweep_scores(records).items():
+        for task, by_lr in by_task.items():
+            best = None
+            for lr in sorted(by_lr):  # ties go to the smaller lr, whatever the finishing order
+                if best is None or score(by_lr[lr]) > score(by_lr[best]):
+                    best = lr
+            chosen.setdefault(method, {})[task] = best
+    return chosen
 
 
 def load_lrs(path=LR_PATH):
@@ -264,10 +318,12 @@ def lookup_lr(lrs, method, task):
 
 
 def planned_jobs(settings, lrs=None, base_path=str(BASE_PATH)):
-    """One job per seed, method and task of ``settings``, each at its stored learning rate."""
+    """One job per seed (× init seed), method and task of ``settings``, each at its stored learning rate."""
     lrs = load_lrs() if lrs is None else lrs
-    return [dict(method=m, task=t, seed=seed, lr=lookup_lr(lrs, m, t), settings=settings, base_path=base_path)
-            for seed in settings.seeds for m in settings.methods for t in settings.tasks]
+    pairs = [(seed, init) for seed in settings.seeds for init in (settings.init_seeds or (seed,))]
+    return [dict(method=m, task=t, seed=seed, init_seed=init, lr=lookup_lr(lrs, m, t), settings=settings,
+                 base_path=base_path)
+            for seed, init in pairs for m in settings.methods for t in settings.tasks]
 
 
 def compare(settings, n_workers=2, lrs=None, base_path=str(BASE_PATH), log_path=None, resume=False):
@@ -304,7 +360,11 @@ def parse(argv):
     parser.add_argument("--write-lrs", action="store_true", help="with --sweep: also update the shipped lrs.json")
     parser.add_argument("--sweep-only", action="store_true", help="with --sweep: stop after the sweep")
     parser.add_argument("--jobs", type=positive_int, default=min(2, os.cpu_count() or 1), help="worker processes")
-    parser.add_argument("--seeds", type=non_negative_int, nargs="+", help="override the seeds")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+",
+                        help="override the seeds (default 0-4; --all 0-2; --quick 0)")
+    parser.add_argument("--init-seeds", type=non_negative_int, nargs="+",
+                        help="adapter init seeds, each run once per seed and init seed (default: the run's seed); "
+                        "with one --seeds value this measures the spread of the initial draw alone")
     parser.add_argument("--tasks", nargs="+", choices=TASK_NAMES, help="override the tasks")
     parser.add_argument("--methods", nargs="+", choices=EVERYTHING, help="override the methods")
     parser.add_argument("--steps", type=positive_int, help="override the training steps per run")
@@ -324,7 +384,8 @@ def main(argv=()):
     settings = Settings(**QUICK) if args.quick else Settings(**ALL) if args.all else Settings()
     overrides = dict(seeds=args.seeds and tuple(dict.fromkeys(args.seeds)), tasks=args.tasks and tuple(args.tasks),
                      methods=args.methods and tuple(args.methods), steps=args.steps,
-                     recipe=None if args.recipe == "shared" else args.recipe)
+                     recipe=None if args.recipe == "shared" else args.recipe,
+                     init_seeds=args.init_seeds and tuple(dict.fromkeys(args.init_seeds)))
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     try:  # every input is checked before the output folder is touched
         load_base(args.base)
@@ -359,7 +420,8 @@ def _compare_into(out, settings, args):
         if args.sweep:
             lrs, sweep_records = sweep(settings, args.jobs, args.base, out / "sweep.jsonl", args.resume)
             grids = {m: grid_of(m) for m in settings.methods}
-            payload = {"lrs": lrs, "grids": grids, "settings": asdict(settings), "runs": sweep_records}
+            payload = {"lrs": lrs, "grids": grids, "seeds": list(sweep_seeds(settings)),
+                       "scores": sweep_scores(sweep_records), "settings": asdict(settings), "runs": sweep_records}
             write_json_atomic(out / "lrs.json", payload, indent=1)
             if args.write_lrs:
                 stored = load_lrs() if LR_PATH.exists() else {}

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np  # host side: plotting data
 
 from ..io import atomic_write
+from .stats import LEARNED
 
 SITE_ABLATION = ("premlp_r8", "postmlp_r8", "attnout_r8", "postblock_silu")
 RANK_SWEEP = ("postblock_r1", "postblock_r2", "postblock_r4", "postblock_silu")
@@ -37,7 +38,8 @@ def compare_figures(rows, settings, folder):
     if plt is None:
         return []
     folder = Path(folder)
-    paths = [accuracy_vs_params(plt, rows, folder / "accuracy_vs_params.png")]
+    paths = [accuracy_vs_params(plt, rows, folder / "accuracy_vs_params.png"),
+             every_seed(plt, rows, settings.tasks, folder / "every_seed.png")]
     for name, methods in (("site_ablation", SITE_ABLATION), ("joint_vs_single", JOINT), ("rank_sweep", RANK_SWEEP)):
         present = [m for m in methods if m in rows]
         if len(present) > 1:
@@ -46,16 +48,22 @@ def compare_figures(rows, settings, folder):
     return paths
 
 
+def interval_errors(cells):
+    """``[[below], [above]]`` error bars from each cell's mean to its interval's ends (both within 0-100%)."""
+    return [[c["mean"] - c["lo"] for c in cells], [c["hi"] - c["mean"] for c in cells]]
+
+
 def accuracy_vs_params(plt, rows, path):
-    """Average accuracy over tasks against the trainable fraction (log x), ± the mean 95% interval."""
+    """Average accuracy over tasks against the trainable fraction (log x); the bars run from the
+    mean over tasks of the intervals' lower ends to that of their upper ends."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     colors = plt.get_cmap("tab20").colors
     for i, (method, row) in enumerate(rows.items()):
         if method == "base" or row["avg"] is None:
             continue
-        stds = [t["ci95"] for t in row["tasks"].values() if t["ci95"] is not None]
-        err = sum(stds) / len(stds) if stds else 0.0
-        ax.errorbar(row["percent"], row["avg"], yerr=clipped_errors([row["avg"]], [err]),
+        cells = [t for t in row["tasks"].values() if t["lo"] is not None]
+        lo, hi = (sum(c[k] for c in cells) / len(cells) for k in ("lo", "hi"))
+        ax.errorbar(row["percent"], row["avg"], yerr=[[row["avg"] - lo], [hi - row["avg"]]],
                     fmt=MARKERS[i % len(MARKERS)], color=colors[i % 20], capsize=3, label=row["label"])
     if "base" in rows:
         ax.axhline(rows["base"]["avg"], color="gray", ls="--", lw=1, label=rows["base"]["label"])
@@ -67,28 +75,58 @@ def accuracy_vs_params(plt, rows, path):
     return _save(plt, fig, path)
 
 
+def _offset(i, n):
+    """Where the i-th of n side-by-side columns sits within its task's group."""
+    return (i - (n - 1) / 2) * 0.8 / max(1, n)
+
+
+def seed_points(rows, tasks):
+    """``[(x, accuracy, method)]``: every seed's test accuracy, one column per method within each
+    task's group (x = task index + the method's offset), the base left out."""
+    methods = [m for m in rows if m != "base"]
+    return [(j + _offset(i, len(methods)), point, m)
+            for j, task in enumerate(tasks) for i, m in enumerate(methods)
+            for point in rows[m]["tasks"][task]["points"]]
+
+
+def every_seed(plt, rows, tasks, path):
+    """Every seed's accuracy per method and task (dots), beside the mean and its interval: a
+    cell whose seeds split between learning the format and stalling shows as two clusters."""
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    colors = plt.get_cmap("tab20").colors
+    methods = [m for m in rows if m != "base"]
+    points = seed_points(rows, tasks)
+    for i, method in enumerate(methods):
+        mine = [(x, y) for x, y, m in points if m == method]
+        ax.scatter([x for x, _ in mine], [y for _, y in mine], s=10, color=colors[i % 20], alpha=0.7,
+                   label=rows[method]["label"])
+        ran = [(j + _offset(i, len(methods)), rows[method]["tasks"][t]) for j, t in enumerate(tasks)
+               if rows[method]["tasks"][t]["mean"] is not None]
+        if ran:
+            ax.errorbar([x for x, _ in ran], [c["mean"] for _, c in ran], yerr=interval_errors([c for _, c in ran]),
+                        fmt="_", color="black", capsize=2, lw=0.8)
+    ax.axhline(100 * LEARNED, color="gray", ls=":", lw=1)
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel("test accuracy (%), one dot per seed")
+    ax.set_title("every seed (dots), mean and 95% interval (black); dotted: learned the format")
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(plt, fig, path)
+
+
 def grouped_bars(plt, rows, methods, tasks, path, title):
-    """Per-task bars (mean ± 95% interval) for a few methods side by side."""
+    """Per-task bars (mean and its 95% interval) for a few methods side by side."""
     fig, ax = plt.subplots(figsize=(7, 4.6))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
         cells = [rows[method]["tasks"][t] for t in tasks]
         xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
-        means = [c["mean"] or 0.0 for c in cells]
-        ax.bar(xs, means, width, yerr=clipped_errors(means, [c["ci95"] or 0.0 for c in cells]),
-               capsize=2, label=rows[method]["label"])
+        ran = [c if c["mean"] is not None else dict(mean=0.0, lo=0.0, hi=0.0) for c in cells]
+        ax.bar(xs, [c["mean"] for c in ran], width, yerr=interval_errors(ran), capsize=2, label=rows[method]["label"])
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     return _save(plt, fig, path)
-
-
-def clipped_errors(means, half_widths, low=0.0, high=100.0):
-    """``[[below], [above]]`` error bars of ``mean ± half_width`` cut at the possible range: an
-    interval from 2-3 seeds where one seed stalls is wider than an accuracy can go."""
-    return [[m - max(low, m - w) for m, w in zip(means, half_widths)],
-            [min(high, m + w) - m for m, w in zip(means, half_widths)]]
 
 
 def analysis_figures(results, folder):

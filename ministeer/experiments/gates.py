@@ -123,7 +123,8 @@ def write_gates(model_path, card_path, **sizes):
     sizes = {**FULL, **sizes}
     gates = evaluate_gates(params, cfg, **sizes)
     card = json.loads(Path(card_path).read_text())
-    card["gates"] = dict(thresholds=THRESHOLDS, benchmark_format=BENCHMARK, sizes=sizes, tasks=gates, all_pass=all(all(g["pass"].values()) for g in gates.values()))
+    card["gates"] = dict(thresholds=THRESHOLDS, benchmark_format=BENCHMARK, sizes=sizes, tasks=gates,
+                         all_pass=all(all(g["pass"].values()) for g in gates.values()))
     write_json_atomic(card_path, card, indent=2, sort_keys=True)
     return dict(gates=gates, summary=summary(gates))
 

@@ -179,8 +179,8 @@ def main(argv=()):
                         help="save the training state every N steps to OUT's folder/checkpoints (0: never); "
                         "running the same command again resumes from the newest, bitwise")
     parser.add_argument("--no-gates", action="store_true", help="skip the gate evaluation (gates.py) after training")
-    parser.add_argument("--init-from", type=existing_file, help="continue from this checkpoint (a second stage; its card is kept in "
-                        "the new card as 'previous_stage')")
+    parser.add_argument("--init-from", type=existing_file, help="continue from this checkpoint (a second stage; "
+                        "its card is kept in the new card as 'previous_stage')")
     args = parser.parse_args(argv)
     out = check_out(BASE_PATH if args.ship else args.out)
     init, previous = start_from(args.init_from)  # every input is checked before the folder is touched

@@ -1,13 +1,16 @@
 """Tables and figures for ``ministeer compare``: the paper's Table 1 shape, JSON, PNGs.
 
-Accuracies are in percent: the mean over seeds and a 95% interval,
+Accuracies are in percent. A cell reads ``mean [lo, hi] · med M · k/n``: the mean over its
+seeds, the 95% bootstrap interval that resamples the seeds and, inside each, the test
+problems, the median, and how many of its ``n`` seeds learned the format (test accuracy
+≥ 50%). Runs either learn the boxed format or stall, so the median and ``k/n`` say what a mean
+over few seeds hides. ``stats.py`` holds the statistics; docs/07-reproducing.md explains how
+to read them.
 
-    mean ± 1.96 · sqrt(s² / S + p(1 - p) / (S · n))
-
-with ``s`` the sample standard deviation over the ``S`` seeds (init, batch order and the
-draw of problems) and ``p(1 - p) / n`` the binomial variance of one seed's ``n`` test
-items. The seeds' spread already holds part of the sampling error, so the interval errs
-wide; with 2 seeds, the sampling term keeps it from collapsing when two runs agree.
+The questions table answers each of the paper's comparisons ("post-block − LoRA r=1") by a
+paired difference over the same seeds, per task and over all tasks, with its bootstrap
+interval and a verdict: "holds" where the interval excludes 0 on the claimed side, "level"
+where it holds 0, "does not hold" otherwise.
 
 "Gap to FT" is the mean over tasks of (method - full FT), in points; "% of FT" is the
 method's average as a share of full FT's. A run that diverged counts as missing and is
@@ -15,13 +18,13 @@ flagged. A learning rate chosen at the edge of its grid is marked ``†``. A cel
 seeds than asked (an unfinished run, tabulated by ``--report-only``) says how many it has,
 and a note above the table says that it is incomplete.
 """
-import math
 import platform
 from dataclasses import asdict
 from pathlib import Path
 
 from .. import adapters as A
 from ..io import write_json_atomic, write_text_atomic
+from . import stats
 from .grids import grid_of
 from .pretrain import load_base
 
@@ -35,18 +38,6 @@ def at_grid_edge(method, lr):
     return lr in (min(grid), max(grid))
 
 
-def interval(accs, n):
-    """``(mean, half-width of the 95% interval, std)`` in percent of accuracies in [0, 1]."""
-    accs = [a for a in accs if a is not None]
-    if not accs:
-        return None, None, None
-    S = len(accs)
-    mean = sum(accs) / S
-    var = sum((a - mean) ** 2 for a in accs) / (S - 1) if S > 1 else 0.0
-    half = 1.96 * math.sqrt(var / S + mean * (1 - mean) / (S * n))
-    return 100 * mean, 100 * half, 100 * math.sqrt(var)
-
-
 def summarize(records, base, settings, cfg):
     """``{method: {"label", "percent", "ratio", "tasks": {task: {...}}, "avg", "gap", "of_ft"}}``."""
     rows = {}
@@ -56,9 +47,8 @@ def summarize(records, base, settings, cfg):
         for task in settings.tasks:
             runs = [r for r in records if r["method"] == method and r["task"] == task]
             n = runs[0].get("n_scored", settings.n_test) if runs else settings.n_test
-            mean, half, std = interval([r["accuracy"] for r in runs], n)
             lr = runs[0]["lr"] if runs else None
-            tasks[task] = dict(mean=mean, ci95=half, std=std, n=len(runs), n_test=n,
+            tasks[task] = dict(**stats.cell(runs, settings.n_test), n_runs=len(runs), n_test=n,
                                diverged=sum(r["accuracy"] is None for r in runs), lr=lr,
                                lr_at_edge=lr is not None and at_grid_edge(method, lr),
                                loss_first=_mean([r.get("loss_first") for r in runs]),
@@ -76,7 +66,8 @@ def summarize(records, base, settings, cfg):
     base_avg = sum(base.values()) / len(base) * 100
     rows["base"] = dict(label=BASE_LABEL, percent=0.0, trainable=0, ratio=0.0, avg=base_avg,
                         gap=base_avg - full["avg"] if full and full["avg"] is not None else None, of_ft=None,
-                        tasks={t: dict(mean=100 * a, ci95=None, std=None, n=1, diverged=0, lr=None, lr_at_edge=False)
+                        tasks={t: dict(mean=100 * a, lo=None, hi=None, median=None, learned=None, n=1, n_runs=1,
+                                               points=[], diverged=0, lr=None, lr_at_edge=False)
                                for t, a in base.items()})
     return rows
 
@@ -86,27 +77,37 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
+def units_per_cell(settings):
+    """How many runs each method × task cell asks for: one per seed and init seed."""
+    init_seeds = getattr(settings, "init_seeds", None)
+    return len(settings.seeds) * (len(init_seeds) if init_seeds else 1)
+
+
 def _cell(t, n_seeds):
-    if t["n"] == 0:
+    if t["n_runs"] == 0:
         return "not run"
-    partial = f" ({t['n']} of {n_seeds} seeds)" if t["n"] < n_seeds else ""
+    partial = f" ({t['n_runs']} of {n_seeds} seeds)" if t["n_runs"] < n_seeds else ""
     if t["mean"] is None:
         return "diverged" + partial
     flag = f" ({t['diverged']} div.)" if t["diverged"] else ""
     edge = " †" if t.get("lr_at_edge") else ""
-    return f"{t['mean']:.1f}" + (f" ± {t['ci95']:.1f}" if t["ci95"] is not None else "") + edge + flag + partial
+    if t["lo"] is None:  # the base: one number
+        return f"{t['mean']:.1f}"
+    return (f"{t['mean']:.1f} [{t['lo']:.1f}, {t['hi']:.1f}] · med {t['median']:.1f} · {t['learned']}/{t['n']}"
+            + edge + flag + partial)
 
 
 def incomplete_note(rows, settings):
     """The lines above the table when some method × task cell has fewer seeds than asked (or none)."""
     cells = [t for m, r in rows.items() if m != "base" for t in r["tasks"].values()]
-    missing = sum(t["n"] == 0 for t in cells)
-    partial = sum(0 < t["n"] < len(settings.seeds) for t in cells)
+    asked = units_per_cell(settings)
+    missing = sum(t["n_runs"] == 0 for t in cells)
+    partial = sum(0 < t["n_runs"] < asked for t in cells)
     if not (missing or partial):
         return []
     what = ([f"{missing} method × task cells were not run"] if missing else []) + \
-           ([f"{partial} have fewer than the {len(settings.seeds)} seeds asked (marked 'k of "
-             f"{len(settings.seeds)} seeds'; their mean is over those k)"] if partial else [])
+           ([f"{partial} have fewer than the {asked} seeds asked (marked 'k of "
+             f"{asked} seeds'; their mean is over those k)"] if partial else [])
     return [f"**Incomplete: {'; '.join(what)}** (an interrupted run; `ministeer compare --resume` completes it).",
             ""]
 
@@ -123,48 +124,74 @@ def markdown_table(rows, settings, cfg):
     for method, row in rows.items():
         pct = "100%" if method == "full" else "0" if method == "base" else f"{row['percent']:.2g}%"
         ratio = "–" if method == "base" else f"{row['ratio']:.3g}"
-        cells = [_cell(row["tasks"][t], 1 if method == "base" else len(settings.seeds)) for t in settings.tasks]
+        cells = [_cell(row["tasks"][t], 1 if method == "base" else units_per_cell(settings)) for t in settings.tasks]
         avg = "–" if row["avg"] is None else f"{row['avg']:.1f}"
         gap = "–" if row["gap"] is None or method == "full" else f"{row['gap']:+.1f}"
         of_ft = "–" if row["of_ft"] is None or method in ("full", "base") else f"{row['of_ft']:.0f}%"
         lines.append("| " + " | ".join([row["label"], pct, ratio, *cells, avg, gap, of_ft]) + " |")
     lines.append("")
     edges = sum(t["lr_at_edge"] for m, r in rows.items() if m != "base" for t in r["tasks"].values())
-    lines.append(f"Test accuracy (%), exact match of the greedy completion on the held-out benchmark pair: "
-                 f"mean over seeds {list(settings.seeds)} ± 95% interval (seed spread and test sampling, "
-                 f"{settings.n_test} test items per seed and task); {settings.steps} steps, batch "
+    init_seeds = getattr(settings, "init_seeds", None)
+    seeds = f"seeds {list(settings.seeds)}" + (f" × init seeds {list(init_seeds)}" if init_seeds else "")
+    lines.append(f"Test accuracy (%), exact match of the greedy completion on the held-out benchmark pair, "
+                 f"{seeds}, {settings.n_test} test items per seed and task: mean [95% bootstrap interval over "
+                 f"seeds and test items] · median · k/n seeds that learned the format (≥ "
+                 f"{100 * stats.LEARNED:.0f}%); {settings.steps} steps, batch "
                  f"{settings.batch_size}. Base model {cfg.n_layers} layers × d_model {cfg.d_model}, {n_base:,} "
                  "parameters. Params = trainable share of the base; × PB r8 = trainable count relative to "
                  f"post-block r=8. † = learning rate chosen at the edge of its grid ({edges} cells).")
     return "\n".join(lines)
 
 
-def questions(rows, settings):
-    """The paper's questions, answered per task from the rows that are present (markdown)."""
-    def acc(method, task):
-        row = rows.get(method)
-        return None if row is None else row["tasks"][task]["mean"]
+# The paper's comparisons "A − B": each claims that A beats B (the claimed side, +1).
+COMPARISONS = (("Post-block r=8 − LoReFT r=8", REFERENCE, "loreft", +1),
+               ("Post-block r=8 − LoRA r=1", REFERENCE, "lora_r1", +1),
+               ("Post-block r=8 − pre-MLP r=8", REFERENCE, "premlp_r8", +1),
+               ("Post-block r=8 − post-MLP r=8", REFERENCE, "postmlp_r8", +1),
+               ("Post-block r=8 − attn-out r=8", REFERENCE, "attnout_r8", +1),
+               ("Joint orth. (input) − LoRA r=8", "joint_orth_input", "lora", +1),
+               ("Joint orth. (input) − post-block r=8", "joint_orth_input", REFERENCE, +1),
+               ("Joint naive − LoRA r=8", "joint_naive", "lora", +1))
+ALL_TASKS = "all tasks"
 
-    def diff(a, b, task):
-        x, y = acc(a, task), acc(b, task)
-        return "–" if x is None or y is None else f"{x - y:+.1f}"
 
-    pairs = [("Post-block r=8 − LoReFT r=8", REFERENCE, "loreft"),
-             ("Post-block r=8 − LoRA r=1", REFERENCE, "lora_r1"),
-             ("Post-block r=8 − pre-MLP r=8", REFERENCE, "premlp_r8"),
-             ("Post-block r=8 − post-MLP r=8", REFERENCE, "postmlp_r8"),
-             ("Post-block r=8 − attn-out r=8", REFERENCE, "attnout_r8"),
-             ("Joint orth. (input) − LoRA r=8", "joint_orth_input", "lora"),
-             ("Joint orth. (input) − post-block r=8", "joint_orth_input", REFERENCE),
-             ("Joint naive − LoRA r=8", "joint_naive", "lora")]
-    lines = ["| question | " + " | ".join(settings.tasks) + " |", "|---|" + "---|" * len(settings.tasks)]
-    full = [acc("full", t) for t in settings.tasks]
-    pb = [acc(REFERENCE, t) for t in settings.tasks]
-    lines.append("| Post-block r=8 as % of full FT | " + " | ".join(
-        "–" if f is None or p is None or f == 0 else f"{100 * p / f:.0f}%" for f, p in zip(full, pb)) + " |")
-    for text, a, b in pairs:
-        if a in rows and b in rows:
-            lines.append(f"| {text} (points) | " + " | ".join(diff(a, b, t) for t in settings.tasks) + " |")
+def comparisons(records, settings):
+    """Every comparison whose two methods ran: per task and over all tasks, the paired difference
+    (``stats.paired``, points) and its verdict on the claimed side."""
+    out = []
+    for text, a, b, side in COMPARISONS:
+        if a not in settings.methods or b not in settings.methods:
+            continue
+        runs = {m: [r for r in records if r["method"] == m and r.get("split", "test") == "test"] for m in (a, b)}
+        cells = {t: stats.paired(runs[a], runs[b], (t,)) for t in settings.tasks}
+        cells[ALL_TASKS] = stats.paired(runs[a], runs[b], tuple(settings.tasks))
+        for c in cells.values():
+            c["verdict"] = stats.verdict(c["lo"], c["hi"], side)
+        out.append(dict(question=text, a=a, b=b, side=side, cells=cells))
+    return out
+
+
+def _difference(c):
+    if c["diff"] is None:
+        return "–"
+    return f"{c['diff']:+.1f} [{c['lo']:+.1f}, {c['hi']:+.1f}] {c['verdict']}"
+
+
+def questions(rows, records, settings):
+    """The paper's questions, answered per task and over all tasks by paired differences (markdown)."""
+    columns = (*settings.tasks, ALL_TASKS)
+    lines = ["| question | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+
+    def share(task):  # post-block's mean as a share of full FT's
+        f, p = ([None if rows.get(m) is None else
+                 rows[m]["avg"] if task == ALL_TASKS else rows[m]["tasks"][task]["mean"] for m in ("full", REFERENCE)])
+        return "–" if f is None or p is None or f == 0 else f"{100 * p / f:.0f}%"
+    lines.append("| Post-block r=8 as % of full FT | " + " | ".join(share(t) for t in columns) + " |")
+    for c in comparisons(records, settings):
+        lines.append(f"| {c['question']} (points) | " + " | ".join(_difference(c["cells"][t]) for t in columns) + " |")
+    lines += ["", "Each difference: mean over the same seeds of (first − second), points, [95% bootstrap interval "
+              "over seeds and test items], and the verdict on the claim that the first beats the second: holds "
+              "where the interval lies above 0, level where it holds 0, does not hold where it lies below."]
     return "\n".join(lines)
 
 
@@ -190,7 +217,7 @@ def joint_modes(records, settings):
 
 def render(rows, records, settings, cfg):
     """The markdown that ``table.md`` holds: the table, the paper's questions, the joint modes."""
-    table = markdown_table(rows, settings, cfg) + "\n\n" + questions(rows, settings)
+    table = markdown_table(rows, settings, cfg) + "\n\n" + questions(rows, records, settings)
     modes = joint_modes(records, settings)
     if modes:
         table += "\n\nJoint methods by inference mode (the official code's ablation):\n\n" + modes
@@ -205,7 +232,8 @@ def write_all(out, records, base, settings, elapsed, figures=True, base_path=Non
     table = render(rows, records, settings, cfg)
     meta = dict(settings=asdict(settings), elapsed_seconds=round(elapsed, 1), machine=platform.platform(),
                 processor=platform.processor() or platform.machine(), python=platform.python_version())
-    write_json_atomic(out / "results.json", dict(meta=meta, summary=rows, runs=records), indent=1)
+    write_json_atomic(out / "results.json", dict(meta=meta, summary=rows, verdicts=comparisons(records, settings),
+                                                    runs=records), indent=1)
     write_text_atomic(out / "table.md", table + "\n")
     if figures:
         from .figures import compare_figures
