@@ -227,7 +227,7 @@ MUTANTS = [
      "        v *= b1\n", "second moment decays with beta1"),
     # ---------------------------------------------------------------- tasks and gates
     ("benchmark_is_pair_00", "tasks", "ministeer/tasks/generators.py", "BENCHMARK = 9  #", "BENCHMARK = 0  #",
-     "the benchmark is the v2 pair, which the base composes by itself"),
+     "the benchmark is format 0, which the base composes by itself"),
     ("boxed_style_1", "tasks", "ministeer/tasks/generators.py", "answers + (boxed(answers[0]),)",
      "answers + (boxed(answers[1]),)", "the boxed answer wraps the wrong style"),
     ("pretrain_sees_boxed", "tasks", "ministeer/tasks/generators.py",
@@ -553,8 +553,8 @@ MUTANTS = [
     ("count_first_adapter_only", "count", "ministeer/adapters/count.py", 'added = sum(adapter_size(cfg, s) for s in specs if',
      'added = sum(adapter_size(cfg, s) for s in specs[:1] if', "only the first adapter of a joint method is added"),
     ("lofit_v_d_model", "count", "ministeer/adapters/lofit.py",
-     'return {s: {"v": (len(_heads_at(spec, s)), cfg.d_head)} for s in spec["sites"]}',
-     'return {s: {"v": (len(_heads_at(spec, s)), cfg.d_model)} for s in spec["sites"]}',
+     'return {"unplaced": {"v": (spec["k"], cfg.d_head)}}',
+     'return {"unplaced": {"v": (spec["k"], cfg.d_model)}}',
      "LoFiT's kept head vectors as wide as the residual stream, not d_head"),
     # ---------------------------------------------------------------- the registry: what sets each method apart
     ("method_attnout_site", "methods", "ministeer/adapters/methods.py", 'sites="blocks.*.hook_attn_out")', 'sites="blocks.*.hook_resid_mid")',
@@ -627,7 +627,7 @@ MUTANTS = [
     ("signature_counts_shared_recipe", "fair", "ministeer/experiments/compare.py",
      '    if core.get("recipe") == "shared":', '    if False:',
      "the shared recipe changes the signature: committed runs no longer resume"),
-    ("jola_counter_from_one", "fair", "ministeer/train.py", "value_and_grad_fn(trainable, batch, step) if pass_step",
+    ("jola_counter_from_one", "checkpoints", "ministeer/train.py", "value_and_grad_fn(trainable, batch, step) if pass_step",
      "value_and_grad_fn(trainable, batch, step + 1) if pass_step", "the objective's step (JoLA's lam_t) counts from 1"),
 ]
 

@@ -151,3 +151,24 @@ def test_a_checkpoint_of_another_dtype_is_refused(tmp_path):
     fit(_objective, {"a": np.zeros(3)}, _data, steps=2, lr=0.1, checkpoint_dir=tmp_path)
     with pytest.raises(CheckpointError, match="float32"):
         fit(_objective, {"a": np.zeros(3, dtype=np.float32)}, _data, steps=4, lr=0.1, resume=tmp_path)
+
+
+def test_fit_passes_the_optimizer_step_from_zero_and_across_a_resume(tmp_path):
+    """``pass_step=True``: the objective sees 0, 1, 2, ... (JoLA's lam_t = 0.1 e^(-0.01 t) starts
+    at t = 0), and a run resumed after step 3 sees 3, 4, ... (rejects counting from 1, mutant
+    ``jola_counter_from_one``, and counting from the resume, ``fit_step_from_resume``)."""
+    seen = []
+
+    def objective(w, batch, step):
+        seen.append(step)
+        return anp.sum((w - batch) ** 2)
+
+    settings = dict(steps=5, lr=0.1, checkpoint_dir=tmp_path, checkpoint_every=3, pass_step=True)
+    fit(objective, np.zeros(2), lambda s: np.full(2, float(s)), **settings)
+    assert seen == [0, 1, 2, 3, 4]
+    seen.clear()
+    for step, path in list_checkpoints(tmp_path):  # keep only the checkpoint after step 3
+        if step != 3:
+            path.unlink()
+    fit(objective, np.zeros(2), lambda s: np.full(2, float(s)), resume=True, **settings)
+    assert seen == [3, 4]
