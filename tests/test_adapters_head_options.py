@@ -16,14 +16,7 @@ J = importlib.import_module("ministeer.adapters.jola")    # the modules (the pac
 L = importlib.import_module("ministeer.adapters.lofit")   # functions of the same names)
 from ministeer.model import Config, init_params
 
-CFG = Config.llama(vocab_size=16, d_model=16, n_heads=4, n_kv_heads=2, d_mlp=32, n_layers=2, n_ctx=8)
-
-
-def copy_task(seed=0, batch=8):
-    rng = np.random.default_rng(seed)
-    prompt = rng.integers(0, CFG.vocab_size, (batch, 3))
-    mask = np.concatenate([np.zeros((batch, 3)), np.ones((batch, 3))], axis=1)
-    return {"tokens": np.concatenate([prompt, prompt], axis=1), "mask": mask}
+from test_adapters_lofit_jola import CFG, copy_task  # the same tiny model and copy task
 
 
 def keep(k):
