@@ -86,7 +86,7 @@ def signature(settings, base_path=str(BASE_PATH)):
     seeds, init seeds: a run's own key holds those) and the bytes of the base checkpoint, so that a resume
     never reuses runs of another base."""
     core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds", "init_seeds")}
-    if core.get("recipe") == "shared":  # the shared recipe's runs keep the signature they had before the option
+    if core.get("recipe") == "shared":  # the default recipe adds nothing: runs that name none stay comparable
         del core["recipe"]
     if not Path(base_path).is_file():  # the error load_base would give, before a log is read
         raise CheckpointError(f"no checkpoint file at {str(base_path)!r}")
