@@ -10,6 +10,7 @@ rerun, a row or table the report no longer writes, or a change to how intervals,
 edge flags are computed fails here, without rerunning anything.
 """
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,18 @@ def test_the_init_sensitivity_summary_comes_from_its_committed_runs():
     assert (f"Over the {n} cells where some method learns something (LoReFT left out), the variance across the "
             f"5 initial draws with the data fixed averages {var_init:.0f} points², against {var_seeds:.0f} across "
             f"the 5 seeds where everything varies; in {wider} of the {n} cells") in text
+
+
+QUOTED = re.compile(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]")  # "+47.6 [+31.4, +63.2]"
+
+
+@pytest.mark.parametrize("name, header", [("compare", "| paper's claim | paired difference (5 seeds)"),
+                                          ("compare-all", "| paper's claim | paired difference (3 seeds)")])
+def test_the_claims_tables_quote_the_generated_paired_differences(name, header):
+    """The hand-written claims tables quote their verdicts' differences from the generated
+    questions table of the same records (rejects a difference typed by hand, one quoted from
+    the other run's table, or one left stale after a rerun)."""
+    [table] = [t for t in page_tables() if t[0].startswith(header)]
+    quoted = QUOTED.findall("\n".join(table))
+    assert len(quoted) >= 8
+    assert [q for q in quoted if q not in rendered_compare(name)] == []
