@@ -170,7 +170,8 @@ def test_the_claims_tables_quote_the_generated_paired_differences(name, header):
     [table] = [t for t in page_tables() if t[0].startswith(header)]
     quoted = QUOTED.findall("\n".join(table))
     assert len(quoted) >= 8
-    assert [q for q in quoted if q not in rendered_compare(name)] == []
+    rendered = rendered_compare(name)
+    assert [q for q in quoted if q not in rendered] == []
 
 
 # The headline's every-seed table: each seed's accuracy for the cells whose seeds span more
