@@ -1,7 +1,8 @@
 """docs/results.md shows what the committed runs give.
 
 ``docs/data/`` holds the records of the runs that docs/results.md reports (``compare``'s and
-``compare --all``'s ``results.json``, ``analyze``'s ``analysis.json``). These tests render the
+``compare --all``'s ``results.json``, ``analyze``'s ``analysis.json``, and the init-only run's
+``results.json`` as ``init-sensitivity.json``). These tests render the
 tables again from those records, with today's report code and grids, and look for every
 line in the page, and the other way round: every row of a table of the kinds the report
 writes must come from those records. A table edited by hand, a page left stale after a
@@ -9,11 +10,14 @@ rerun, a row or table the report no longer writes, or a change to how intervals,
 edge flags are computed fails here, without rerunning anything.
 """
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ministeer.experiments import analyze, report
+from ministeer import adapters as A
+from ministeer.experiments import analyze, report, stats
 from ministeer.experiments.compare import Settings
 from ministeer.experiments.pretrain import load_base
 
@@ -86,3 +90,116 @@ def test_the_committed_runs_are_complete():
 
 def test_the_page_shows_the_oracle_analyses_that_its_committed_run_gives():
     assert lines_missing_from_page(rendered_analyses()) == []
+
+
+# The page's init-sensitivity table: per method and task, the spread of the runs when only the
+# adapter's initial draw varies (``compare --seeds 0 --init-seeds 0 1 2 3 4``, records in
+# docs/data/init-sensitivity.json) beside the spread over the headline's seeds, where the draw,
+# the problems and the batch order all vary. Written here, from stats.cell, and checked below.
+INIT_HEADER = "| method | task | initial draw only: k/n · range · mean [95% interval] · sd | every seed: k/n · range · mean [95% interval] · sd |"
+
+
+def _spread(runs):
+    c = stats.cell(runs)
+    sd = float(np.std(c["points"]))  # over the units, as they are (no correction: a description)
+    return (f"{c['learned']}/{c['n']} · {min(c['points']):.1f}–{max(c['points']):.1f} · "
+            f"{c['mean']:.1f} [{c['lo']:.1f}, {c['hi']:.1f}] · sd {sd:.1f}")
+
+
+def init_sensitivity_table(init_saved, headline_saved):
+    """The init-sensitivity table's lines, from the two runs' records."""
+    settings = saved_settings(init_saved["meta"])
+    lines = [INIT_HEADER, "|---|---|---|---|"]
+    for method in settings.methods:
+        for task in settings.tasks:
+            mine = [r for r in init_saved["runs"] if (r["method"], r["task"]) == (method, task)]
+            every = [r for r in headline_saved["runs"] if (r["method"], r["task"]) == (method, task)]
+            lines.append(f"| {A.METHODS[method].label} | {task} | {_spread(mine)} | {_spread(every)} |")
+    return lines
+
+
+def test_the_init_sensitivity_table_comes_from_its_committed_runs():
+    """The page's init-sensitivity table is, line for line, what the records give (rejects a
+    table typed by hand, one left stale after a rerun, or one that reads the headline's seeds
+    as the init-only runs: ListOps' LoRA r=8 then reads 0/5 · 0.0–34.8 on both sides)."""
+    init_saved = saved_run("init-sensitivity")
+    settings = saved_settings(init_saved["meta"])
+    assert list(settings.seeds) == [0] and len(settings.init_seeds) >= 5  # the data fixed, the draw varied
+    expected = init_sensitivity_table(init_saved, saved_run("compare"))
+    [table] = [t for t in page_tables() if t[0] == INIT_HEADER]
+    assert table == expected
+
+
+def init_share_of_spread(init_saved, headline_saved):
+    """``(var_init, var_seeds, cells_wider, n_cells)``: the mean over cells of the runs' variance
+    (points²) with only the initial draw varied and with every seed varied, and in how many
+    cells the draw alone spreads them at least as far; LoReFT (0% on every draw) left out."""
+    settings = saved_settings(init_saved["meta"])
+    var_init, var_seeds = [], []
+    for method in settings.methods:
+        if method == "loreft":
+            continue
+        for task in settings.tasks:
+            var_init.append(np.var([100 * r["accuracy"] for r in init_saved["runs"]
+                                    if (r["method"], r["task"]) == (method, task)]))
+            var_seeds.append(np.var([100 * r["accuracy"] for r in headline_saved["runs"]
+                                     if (r["method"], r["task"]) == (method, task)]))
+    wider = sum(np.sqrt(a) >= np.sqrt(b) for a, b in zip(var_init, var_seeds))
+    return float(np.mean(var_init)), float(np.mean(var_seeds)), int(wider), len(var_init)
+
+
+def test_the_init_sensitivity_summary_comes_from_its_committed_runs():
+    """The sentence that says how much of the spread is initialization quotes the records
+    (rejects a summary typed by hand, or one computed over the init-only runs on both sides)."""
+    var_init, var_seeds, wider, n = init_share_of_spread(saved_run("init-sensitivity"), saved_run("compare"))
+    text = " ".join(PAGE.read_text().split())
+    assert (f"Over the {n} cells where some method learns something (LoReFT left out), the variance across the "
+            f"5 initial draws with the data fixed averages {var_init:.0f} points², against {var_seeds:.0f} across "
+            f"the 5 seeds where everything varies; in {wider} of the {n} cells") in text
+
+
+QUOTED = re.compile(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]")  # "+47.6 [+31.4, +63.2]"
+
+
+@pytest.mark.parametrize("name, header", [("compare", "| paper's claim | paired difference (5 seeds)"),
+                                          ("compare-all", "| paper's claim | paired difference (3 seeds)")])
+def test_the_claims_tables_quote_the_generated_paired_differences(name, header):
+    """The hand-written claims tables quote their verdicts' differences from the generated
+    questions table of the same records (rejects a difference typed by hand, one quoted from
+    the other run's table, or one left stale after a rerun)."""
+    [table] = [t for t in page_tables() if t[0].startswith(header)]
+    quoted = QUOTED.findall("\n".join(table))
+    assert len(quoted) >= 8
+    rendered = rendered_compare(name)
+    assert [q for q in quoted if q not in rendered] == []
+
+
+# The headline's every-seed table: each seed's accuracy for the cells whose seeds span more
+# than SPREAD points (the figure shows all of them). Written here and checked below.
+SEEDS_HEADER = "| method | task | seeds 0, 1, 2, 3, 4 | learned |"
+SPREAD = 5.0
+
+
+def every_seed_table(saved):
+    settings = saved_settings(saved["meta"])
+    lines = [SEEDS_HEADER, "|---|---|---|---|"]
+    for method in settings.methods:
+        for task in settings.tasks:
+            runs = sorted((r for r in saved["runs"] if (r["method"], r["task"]) == (method, task)),
+                          key=lambda r: r["seed"])
+            points = [100 * r["accuracy"] for r in runs]
+            if max(points) - min(points) > SPREAD:
+                c = stats.cell(runs)
+                lines.append(f"| {A.METHODS[method].label} | {task} | {', '.join(f'{p:.1f}' for p in points)} | "
+                             f"{c['learned']}/{c['n']} |")
+    return lines
+
+
+def test_the_every_seed_table_comes_from_the_headline_runs():
+    """The headline's per-seed table lists, in seed order, every cell whose seeds span more
+    than 5 points, and no other (rejects a row typed by hand, seeds out of order, or a cell
+    left out, such as joint-orth on ListOps, 84.6–93.4)."""
+    saved = saved_run("compare")
+    assert list(saved_settings(saved["meta"]).seeds) == [0, 1, 2, 3, 4]
+    [table] = [t for t in page_tables() if t[0] == SEEDS_HEADER]
+    assert table == every_seed_table(saved)
