@@ -66,21 +66,21 @@ def page_tables():
     return tables
 
 
-@pytest.mark.parametrize("name", ["compare", "compare-all"])
+@pytest.mark.parametrize("name", ["compare", "compare-all", "loreft-all"])
 def test_the_page_shows_the_tables_that_its_committed_runs_give(name):
     assert lines_missing_from_page(rendered_compare(name)) == []
 
 
 def test_every_report_table_in_the_page_comes_from_the_committed_runs():
     rendered = set("\n".join([rendered_compare("compare"), rendered_compare("compare-all"),
-                              rendered_analyses()]).splitlines())
+                              rendered_compare("loreft-all"), rendered_analyses()]).splitlines())
     report_tables = [t for t in page_tables() if t[0].startswith(REPORT_TABLES)]
-    assert len(report_tables) == 8  # per compare run: results, questions, joint modes; two analyses
+    assert len(report_tables) == 10  # results, questions (and joint modes) per compare run; two analyses
     assert [line for table in report_tables for line in table if line not in rendered] == []
 
 
 def test_the_committed_runs_are_complete():
-    for name in ("compare", "compare-all"):
+    for name in ("compare", "compare-all", "loreft-all"):
         saved = saved_run(name)
         settings = saved_settings(saved["meta"])
         done = {(r["method"], r["task"], r["seed"]) for r in saved["runs"] if r["accuracy"] is not None}

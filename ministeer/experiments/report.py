@@ -145,6 +145,7 @@ def markdown_table(rows, settings, cfg):
 
 # The paper's comparisons "A − B": each claims that A beats B (the claimed side, +1).
 COMPARISONS = (("Post-block r=8 − LoReFT r=8", REFERENCE, "loreft", +1),
+               ("Post-block r=8 − LoReFT r=8 at every position", REFERENCE, "loreft_all", +1),
                ("Post-block r=8 − LoRA r=1", REFERENCE, "lora_r1", +1),
                ("Post-block r=8 − pre-MLP r=8", REFERENCE, "premlp_r8", +1),
                ("Post-block r=8 − post-MLP r=8", REFERENCE, "postmlp_r8", +1),
