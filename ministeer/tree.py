@@ -3,6 +3,7 @@
 autograd already differentiates such containers; these helpers let the optimizer,
 I/O and tests walk them without a framework.
 """
+from autograd.tracer import getval
 
 
 def tree_map(fn, tree, *rest):
@@ -81,8 +82,9 @@ def get_path(tree, path):
     """The subtree at a dotted path; a ``KeyError`` lists the valid keys at the failing level."""
     node = tree
     for i, key in enumerate(path.split(".")):
-        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
-        lookup = int(key) if isinstance(node, (list, tuple)) and key.isdigit() else key
+        shape = getval(node)  # a tree differentiated as a whole arrives boxed: read its keys from the value
+        keys = list(shape) if isinstance(shape, dict) else list(range(len(shape)))
+        lookup = int(key) if isinstance(shape, (list, tuple)) and key.isdigit() else key
         if lookup not in keys:
             where = ".".join(path.split(".")[:i]) or "<root>"
             raise KeyError(f"no {key!r} under {where!r} in path {path!r}; valid: {keys}")
@@ -93,13 +95,14 @@ def get_path(tree, path):
 def set_path(tree, path, value):
     """A copy of ``tree`` with the leaf at ``path`` replaced (the input is not modified)."""
     head, _, rest = path.partition(".")
-    if isinstance(tree, (list, tuple)):
+    shape = getval(tree)  # a boxed container (a tree differentiated whole) is rebuilt from its items
+    if isinstance(shape, (list, tuple)):
         i = int(head)
-        new = list(tree)
+        new = [tree[j] for j in range(len(shape))]
         new[i] = set_path(tree[i], rest, value) if rest else value  # noqa: a fresh list, not traced
-        return type(tree)(new)
+        return type(shape)(new)
     get_path(tree, head)  # for the error message
-    return {**tree, head: set_path(tree[head], rest, value) if rest else value}
+    return {**{k: tree[k] for k in shape}, head: set_path(tree[head], rest, value) if rest else value}
 
 
 def tree_size(tree):

@@ -104,8 +104,6 @@ def test_fused_loss_and_gradients_are_the_hooked_paths_bitwise(cfg, seed, odd_t,
     trained = data.draw(st.lists(st.sampled_from(names), max_size=len(names), unique=True)
                         | st.just("all"))  # a few leaves, or full fine-tuning (the tree as a whole)
     trained = trained if trained or adapters else "all"  # something is differentiated
-    if trained == "all" and "lora" in adapters:  # LoRA merges with tree.get_path, which reads plain dicts
-        trained = names
     tokens, mask = _batch(cfg, seed, odd_t)
     assert A.fused_layers(cfg, adapters) == list(range(cfg.n_layers))  # the fused path really runs
     loss, grads = _loss_and_grads(params, adapters, tokens, mask, cfg, trained)
