@@ -47,7 +47,6 @@ from ..usage import (Parser, UsageError, existing_file, folder_lock, non_negativ
                      writable_folder)
 from .grids import grid_of
 from .pretrain import BASE_PATH, load_base
-from .grids import grid_of
 from .pool import for_each_result
 from .runlog import append_record, check_log, move_aside
 
@@ -305,6 +304,21 @@ def choose_lrs(records):
     return chosen
 
 
+def merged_lrs_file(lrs, settings, path=LR_PATH):
+    """The shipped lrs.json after a sweep of ``settings`` chose ``lrs``: the new rates over the
+    stored ones and, per method and task, what its rate was scored on (``swept``: the seeds,
+    steps, validation size and recipe), so that a file built by several sweeps says which
+    sweep chose each rate."""
+    stored = json.loads(Path(path).read_text()) if Path(path).exists() else {}
+    scored_on = dict(seeds=list(sweep_seeds(settings)), steps=settings.steps, n_val=settings.n_val,
+                     recipe=settings.recipe)
+    merged, swept = {}, {}
+    for method in dict.fromkeys([*stored.get("lrs", {}), *lrs]):
+        merged[method] = {**stored.get("lrs", {}).get(method, {}), **lrs.get(method, {})}
+        swept[method] = {**stored.get("swept", {}).get(method, {}), **{t: scored_on for t in lrs.get(method, {})}}
+    return {"lrs": merged, "grids": {m: grid_of(m) for m in merged}, "swept": swept}
+
+
 def load_lrs(path=LR_PATH):
     return json.loads(Path(path).read_text())["lrs"]
 
@@ -424,11 +438,7 @@ def _compare_into(out, settings, args):
                        "scores": sweep_scores(sweep_records), "settings": asdict(settings), "runs": sweep_records}
             write_json_atomic(out / "lrs.json", payload, indent=1)
             if args.write_lrs:
-                stored = load_lrs() if LR_PATH.exists() else {}
-                merged = {m: {**stored.get(m, {}), **by_task} for m, by_task in {**stored, **lrs}.items()}
-                write_json_atomic(LR_PATH, {"lrs": merged, "grids": {m: grid_of(m) for m in merged},
-                                            # the sweeps' settings; methods: every one whose rate is stored
-                                            "settings": {**asdict(settings), "methods": list(merged)}}, indent=1)
+                write_json_atomic(LR_PATH, merged_lrs_file(lrs, settings), indent=1)
             print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")
             if args.sweep_only:
                 return
