@@ -2,6 +2,7 @@
 the validation draw does not), which seed trains it, which settings make two runs comparable
 (the signature), and which logged runs a resume reuses. Each test names the wrong implementation
 it rejects (and its mutant in scripts/mutants.py)."""
+import json
 import dataclasses
 from dataclasses import replace
 
@@ -19,20 +20,19 @@ TINY = replace(compare.Settings(), steps=1, batch_size=4, n_train=8, n_val=3, n_
 
 def test_the_signature_covers_every_setting_but_which_methods_tasks_and_seeds(tmp_path):
     """Runs are comparable when every setting (steps, batch size, data sizes, data seed, clipping,
-    the quick tier, the recipe) and the base checkpoint's bytes agree; which methods, tasks, seeds and
-    init seeds a command runs is not part of it (a run's own key holds those). Each field is changed alone.
+    the quick tier) and the base checkpoint's bytes agree; which methods, tasks, seeds, init seeds and
+    recipe a command runs is not part of it (a run's own key holds those). Each field is changed alone.
     Rejects a signature that leaves out a field (mutants ``signature_no_data_seed``,
     ``signature_no_steps``): a resume would reuse runs trained or drawn differently."""
     base = tmp_path / "base.npz"
     base.write_bytes(b"some checkpoint bytes")
     ref = compare.signature(TINY, str(base))
-    changed = dict(steps=2, batch_size=8, n_train=9, n_val=4, n_test=6, data_seed=11, clip=0.5, quick=True,
-                   recipe="official")
-    assert set(changed) | {"methods", "tasks", "seeds", "init_seeds"} == {
+    changed = dict(steps=2, batch_size=8, n_train=9, n_val=4, n_test=6, data_seed=11, clip=0.5, quick=True)
+    assert set(changed) | {"methods", "tasks", "seeds", "init_seeds", "recipe"} == {
         f.name for f in dataclasses.fields(compare.Settings)}
     for field, value in changed.items():
         assert compare.signature(replace(TINY, **{field: value}), str(base)) != ref, field
-    same = replace(TINY, methods=("lora",), tasks=("gsm",), seeds=(3, 4), init_seeds=(1, 2))
+    same = replace(TINY, methods=("lora",), tasks=("gsm",), seeds=(3, 4), init_seeds=(1, 2), recipe="official")
     assert compare.signature(same, str(base)) == ref
 
 
@@ -166,6 +166,35 @@ def test_a_resume_reuses_a_logged_run_only_under_its_own_key(tmp_path, monkeypat
     assert compare.job_key(old) == compare.job_key({**job, "seed": 5, "init_seed": 5})
 
 
+def test_an_official_resume_reuses_a_shared_run_only_where_the_recipes_agree(tmp_path, monkeypatch):
+    """Under ``--recipe official`` a method whose authors' setup is the shared one (the vector:
+    linear, 3% warmup) runs the very run the shared recipe ran, so a resume reuses it; JoLA's own
+    setup (cosine, 50 warmup steps) is another run and is trained. Rejects a key blind to the
+    recipe (mutant ``setup_key_ignores_recipe``: the official table would quote shared JoLA runs)
+    and one that marks the shared setup too (``setup_key_marks_shared``: every committed run
+    would be retrained, and an official log could not share the shared one's runs)."""
+    ran = []
+
+    def fake_run(job):
+        ran.append((job["method"], job["settings"].recipe))
+        return dict(method=job["method"], task=job["task"], seed=job["seed"], init_seed=job["seed"], lr=job["lr"],
+                    split="test", accuracy=0.5, signature=compare.signature(job["settings"]),
+                    setup=compare.setup_key(job["method"], job["settings"]))
+    monkeypatch.setattr(compare, "_run_job", fake_run)
+    log = tmp_path / "runs.jsonl"
+    jobs = lambda recipe: [dict(method=m, task="gsm", seed=0, lr=0.1, settings=replace(TINY, steps=300, recipe=recipe))
+                           for m in ("postblock_vector", "jola")]
+    compare.run_jobs(jobs("shared"), 1, "t", log)
+    assert [compare.setup_key(m, replace(TINY, steps=300)) for m in ("postblock_vector", "jola")] == [None, None]
+    ran.clear()
+    records = compare.run_jobs(jobs("official"), 1, "t", log, resume=True)
+    assert ran == [("jola", "official")]
+    assert [r["setup"] for r in records] == [None, ("cosine", 50)]
+    ran.clear()
+    compare.run_jobs(jobs("official") + jobs("shared"), 1, "t", log, resume=True)  # both are logged now
+    assert ran == []
+
+
 def _val(lr, accuracy, val_loss=1.0, method="lora", task="gsm", seed=0):
     return dict(method=method, task=task, seed=seed, lr=lr, split="val", accuracy=accuracy, val_loss=val_loss)
 
@@ -247,3 +276,32 @@ def test_every_registered_method_has_a_grid_and_only_those():
     assert all(len(g) >= 5 and list(g) == sorted(g) for g in GRIDS.values())
     with pytest.raises(KeyError, match="experiments/grids.py"):
         grid_of("no_such_method")
+
+
+def test_the_shipped_rates_say_which_sweep_chose_each(tmp_path):
+    """A sweep's --write-lrs keeps the other methods' and tasks' rates, and records per method and
+    task the seeds, steps, validation size and recipe its rate was scored on, so a file built by
+    two sweeps (two seeds here, one seed there) says which is which. Rejects the last sweep's
+    settings written for every method (mutant ``lrs_file_last_sweep_for_all``) and a merge that
+    drops the stored rates of a task the new sweep did not run (``lrs_file_drops_stored``)."""
+    path = tmp_path / "lrs.json"
+    first = compare.merged_lrs_file({"lora": {"gsm": 0.01, "boolq": 0.02}}, replace(TINY, seeds=(0,)), path)
+    path.write_text(json.dumps(first))
+    second = compare.merged_lrs_file({"lora": {"gsm": 0.05}, "full": {"gsm": 0.002}},
+                                     replace(TINY, seeds=(3, 4), steps=7), path)
+    assert second["lrs"] == {"lora": {"gsm": 0.05, "boolq": 0.02}, "full": {"gsm": 0.002}}
+    assert second["swept"]["lora"]["boolq"] == dict(seeds=[0, 1], steps=1, n_val=3, recipe="shared")
+    assert second["swept"]["lora"]["gsm"] == second["swept"]["full"]["gsm"] == dict(seeds=[3, 4], steps=7, n_val=3,
+                                                                                      recipe="shared")
+    assert set(second["grids"]) == {"lora", "full"}
+
+
+def test_every_shipped_rate_names_the_sweep_that_chose_it():
+    """The shipped lrs.json has a rate and a sweep record for every registered method and task,
+    and every rate lies in its method's grid (rejects a rate typed in by hand, or one left from a
+    grid that has since changed)."""
+    shipped = json.loads(compare.LR_PATH.read_text())
+    for method in A.METHODS:
+        for task in compare.TASK_NAMES:
+            assert shipped["lrs"][method][task] in compare.grid_of(method), (method, task)
+            assert len(shipped["swept"][method][task]["seeds"]) >= compare.SWEEP_SEEDS, (method, task)

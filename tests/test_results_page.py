@@ -25,6 +25,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGE = DOCS / "results.md"
 # Header openings of the tables that report.render and analyze.markdown write (the page's
 # other tables, such as the verdicts and the format-0 table, are written by hand).
+COMPARE_RUNS = ("compare", "compare-all", "loreft-all")  # compare's results.json files in docs/data
 REPORT_TABLES = ("| Method | Params |", "| question |", "| joint method, task |",
                  "| task | MLP share", "| task | base (no steer)")
 
@@ -66,7 +67,7 @@ def page_tables():
     return tables
 
 
-@pytest.mark.parametrize("name", ["compare", "compare-all", "loreft-all"])
+@pytest.mark.parametrize("name", COMPARE_RUNS)
 def test_the_page_shows_the_tables_that_its_committed_runs_give(name):
     assert lines_missing_from_page(rendered_compare(name)) == []
 
@@ -80,7 +81,7 @@ def test_every_report_table_in_the_page_comes_from_the_committed_runs():
 
 
 def test_the_committed_runs_are_complete():
-    for name in ("compare", "compare-all", "loreft-all"):
+    for name in COMPARE_RUNS:
         saved = saved_run(name)
         settings = saved_settings(saved["meta"])
         done = {(r["method"], r["task"], r["seed"]) for r in saved["runs"] if r["accuracy"] is not None}
@@ -203,3 +204,69 @@ def test_the_every_seed_table_comes_from_the_headline_runs():
     assert list(saved_settings(saved["meta"]).seeds) == [0, 1, 2, 3, 4]
     [table] = [t for t in page_tables() if t[0] == SEEDS_HEADER]
     assert table == every_seed_table(saved)
+
+
+# The page's status paragraph and the README's paragraph on the toy benchmark summarize the
+# records in prose. They quote numbers only in the forms the records generate: a method's
+# "label: average N (P% of full FT)" from report.in_short, a paired difference with its interval
+# from a questions table; besides those, only the thresholds below and the base model's own
+# figures (its last stage's row on the page). A rerun that moves a number then leaves no summary quoting the
+# old one, and a number typed by hand has nowhere to hide.
+NUMBER = re.compile(r"(?<![\w.])[+-]?\d+\.\d+|(?<![\w.])\d+%")
+THRESHOLDS = {"1%", "50%"}  # the paper's "within 1% of FT" and the learned-the-format line: not results
+AVERAGE = re.compile(r"^- (.+?: average \d+\.\d(?: \(\d+% of full FT\))?),", re.M)
+
+
+def status_paragraph():
+    return PAGE.read_text().split("**Status, in one paragraph.**", 1)[1].split("\n\n", 1)[0]
+
+
+def readme_benchmark_paragraph():
+    readme = (DOCS.parent / "README.md").read_text()
+    return readme.split("- **What the toy benchmark can and cannot say.**", 1)[1].split("\n- **", 1)[0]
+
+
+def in_short(name):
+    saved = saved_run(name)
+    settings = saved_settings(saved["meta"])
+    base = {t: saved["summary"]["base"]["tasks"][t]["mean"] / 100 for t in settings.tasks}
+    _, cfg = load_base()
+    return report.in_short(report.summarize(saved["runs"], base, settings, cfg), saved["runs"], settings)
+
+
+def test_the_page_opens_with_the_headline_in_short():
+    """The status section shows the headline's generated summary, line for line."""
+    assert lines_missing_from_page(in_short("compare")) == []
+
+
+def numbers_not_from_the_records(text):
+    """The numbers of ``text`` that are none of: a generated average phrase, a paired difference
+    that a questions table gives, a threshold, the shipped base's seen-pair scores."""
+    text = " ".join(text.replace("−", "-").split())  # the prose's minus sign is the tables' hyphen
+    for name in COMPARE_RUNS:
+        for phrase in AVERAGE.findall(in_short(name)):
+            text = text.replace(phrase, " ")
+    rendered = "\n".join(rendered_compare(name) for name in COMPARE_RUNS)
+    wrong = [q for q in QUOTED.findall(text) if q not in rendered]
+    text = QUOTED.sub(" ", text)
+    [shipped] = [line for line in PAGE.read_text().splitlines() if line.startswith("| 8 | 2,000 |")]
+    base = set(NUMBER.findall(shipped))  # the shipped base's seen pairs, after its last stage
+    return wrong + [n for n in NUMBER.findall(text) if n not in THRESHOLDS | base]
+
+
+@pytest.mark.parametrize("summary", [status_paragraph, readme_benchmark_paragraph])
+def test_the_summaries_quote_only_numbers_the_records_give(summary):
+    """Rejects a summary left stale after a rerun (an old "average 82.2 (85% of full FT)", an old
+    "+47.6 [+31.4, +63.2]"), a number typed by hand ("one seed stalls at 0.4"), and a paired
+    difference quoted with another row's interval."""
+    assert NUMBER.findall(summary()), "no numbers found: the paragraph moved"
+    assert numbers_not_from_the_records(summary()) == []
+
+
+def test_the_number_check_catches_a_stale_or_typed_number():
+    """The check above, on summaries it must reject."""
+    good = "Post-block r=8 (SiLU): average 82.2 (85% of full FT), within 1%"
+    assert numbers_not_from_the_records(good) == []
+    assert numbers_not_from_the_records(good.replace("82.2", "82.3")) == ["82.3", "85%"]
+    assert numbers_not_from_the_records("one seed stalls at 0.4") == ["0.4"]
+    assert numbers_not_from_the_records("+47.6 [+31.4, +63.3]") == ["+47.6 [+31.4, +63.3]"]

@@ -210,3 +210,23 @@ def test_a_cell_of_init_seeds_counts_one_run_per_seed_and_init_seed():
     assert "Incomplete" not in table and "seeds [0] × init seeds [0, 1, 2]" in table
     rows = report.summarize(records[:2], {"gsm": 0.0}, s, cfg)
     assert "(2 of 3 seeds)" in report.markdown_table(rows, s, cfg)
+
+
+def test_the_recipe_table_is_official_minus_shared_for_the_methods_whose_setup_differs():
+    """Under the official recipe JoLA trains 20 points better on every seed and LoReFT no
+    differently; the vector's setup is the shared one, so it ran the same runs and gets no row.
+    Rejects the difference taken the other way (mutant ``recipe_effects_backwards``) and a row for
+    a method whose two recipes are one run (``recipe_effects_lists_shared``)."""
+    tasks = ("gsm", "boolq")
+    shared = [dict(method=m, task=t, seed=s, accuracy=[0.2, 0.5, 0.3][s], n_scored=500, setup=None)
+              for m in ("jola", "loreft", "postblock_vector") for t in tasks for s in range(3)]
+    setups = {"jola": ["cosine", 50], "loreft": ["linear", 0], "postblock_vector": None}
+    official = [dict(r, setup=setups[r["method"]], accuracy=r["accuracy"] + (0.2 if r["method"] == "jola" else 0))
+                for r in shared]
+    lines = report.recipe_effects(shared, official, tasks).splitlines()
+    rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| ") and "warmup steps)" in line}
+    assert set(rows) == {"| JoLA (cosine, 50 warmup steps)", "| LoReFT r=8 (linear, 0 warmup steps)"}
+    assert rows["| JoLA (cosine, 50 warmup steps)"].count("+20.0 [") == 3
+    assert rows["| JoLA (cosine, 50 warmup steps)"].count("official higher") == 3
+    assert rows["| LoReFT r=8 (linear, 0 warmup steps)"].count("+0.0 [") == 3
+    assert rows["| LoReFT r=8 (linear, 0 warmup steps)"].count("] level") == 3

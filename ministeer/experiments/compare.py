@@ -81,12 +81,11 @@ ALL = dict(methods=EVERYTHING, seeds=(0, 1, 2))
 
 
 def signature(settings, base_path=str(BASE_PATH)):
-    """A short hash of what makes runs comparable: the settings (not which methods, tasks or
-    seeds, init seeds: a run's own key holds those) and the bytes of the base checkpoint, so that a resume
+    """A short hash of what makes runs comparable: the settings (not which methods, tasks,
+    seeds, init seeds or recipe: a run's own key holds those, the recipe as the setup it gives
+    the run's method, ``setup_key``) and the bytes of the base checkpoint, so that a resume
     never reuses runs of another base."""
-    core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds", "init_seeds")}
-    if core.get("recipe") == "shared":  # the default recipe adds nothing: runs that name none stay comparable
-        del core["recipe"]
+    core = {k: v for k, v in asdict(settings).items() if k not in ("methods", "tasks", "seeds", "init_seeds", "recipe")}
     if not Path(base_path).is_file():  # the error load_base would give, before a log is read
         raise CheckpointError(f"no checkpoint file at {str(base_path)!r}")
     stat = Path(base_path).stat()
@@ -124,7 +123,7 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     train = _examples(task, "train", s.n_train, draw)
     scored = _examples(task, split, s.n_val if split == "val" else s.n_test, s.data_seed if split == "val" else draw)
     record = dict(method=method, task=task, seed=seed, init_seed=init_seed, lr=lr, split=split, n_scored=len(scored),
-                  signature=signature(s, base_path))
+                  signature=signature(s, base_path), setup=setup_key(method, s))
     start = time.perf_counter()
     try:
         adapters, result = A.train_method(method, params, cfg, batch_sampler(train, s.batch_size, seed=seed),
@@ -171,9 +170,24 @@ def _run_job(job):
 # ---------------------------------------------------------------- many runs, logged as they finish
 
 
+def setup_key(method, settings):
+    """The schedule and warmup a run of ``method`` trains with under ``settings.recipe``, as
+    ``(schedule, warmup)``, or None where that is the shared recipe's. A method whose authors'
+    setup is the shared one runs the same run under either recipe, so one log serves both and
+    ``--recipe official --resume`` reuses it; runs logged before recipes existed read as None."""
+    setup = A.fit_settings(method, settings.recipe, settings.steps)
+    if setup == A.fit_settings(method, "shared", settings.steps):
+        return None
+    return (setup["schedule"], setup["warmup"])
+
+
 def job_key(job_or_record):
+    """What identifies a run in a log (beside its signature): method, task, seed, init seed, rate,
+    split and setup. A job carries its settings, a record the setup it ran with."""
     r = job_or_record
-    return (r["method"], r["task"], r["seed"], r.get("init_seed", r["seed"]), float(r["lr"]), r.get("split", "test"))
+    setup = setup_key(r["method"], r["settings"]) if "settings" in r else r.get("setup")
+    return (r["method"], r["task"], r["seed"], r.get("init_seed", r["seed"]), float(r["lr"]), r.get("split", "test"),
+            None if setup is None else tuple(setup))
 
 
 def read_log(path, settings, base_path=str(BASE_PATH)):

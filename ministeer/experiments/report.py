@@ -196,6 +196,64 @@ def questions(rows, records, settings):
     return "\n".join(lines)
 
 
+def in_short(rows, records, settings):
+    """The table in a few generated lines (markdown bullets), for summaries to quote: each method's
+    average over tasks, its share of full FT and how many of its runs learned the format; each
+    comparison's paired difference over all tasks, and on how many tasks it holds."""
+    lines = []
+    for method in settings.methods:
+        row = rows[method]
+        if row["avg"] is None:
+            continue
+        cells = row["tasks"].values()
+        learned, runs = sum(c["learned"] for c in cells), sum(c["n"] for c in cells)
+        share = "" if row["of_ft"] is None else f" ({row['of_ft']:.0f}% of full FT)"
+        per_task = ", ".join(f"{t} {c['learned']}/{c['n']}" for t, c in row["tasks"].items())
+        lines.append(f"- {row['label']}: average {row['avg']:.1f}{share}, learned the format on {learned} of "
+                     f"{runs} runs ({per_task})")
+    for c in comparisons(records, settings):
+        overall = c["cells"][ALL_TASKS]
+        if overall["diff"] is None:
+            continue
+        holds = [t for t in settings.tasks if c["cells"][t]["verdict"] == "holds"]
+        lines.append(f"- {c['question']}: {_difference(overall)} over all tasks; holds on {len(holds)} of "
+                     f"{len(settings.tasks)} tasks" + (f" ({', '.join(holds)})" if holds else ""))
+    return "\n".join(lines)
+
+
+RECIPE_HEADER = "| method (its authors' setup) |"
+
+
+def recipe_effects(shared, official, tasks):
+    """What each method's own training setup changes (markdown): per method whose authors' setup
+    differs from the shared recipe, the paired difference official − shared over the same seeds
+    (points), per task and over all tasks, and which way its interval points. A method whose
+    setup is the shared one ran the same runs under both recipes and has no row."""
+    columns = (*tasks, ALL_TASKS)
+    lines = [RECIPE_HEADER + " " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for method in dict.fromkeys(r["method"] for r in official):
+        mine = [r for r in official if r["method"] == method]
+        setup = mine[0].get("setup")
+        if setup is None:
+            continue
+        theirs = [r for r in shared if r["method"] == method]
+        cells = [stats.paired(mine, theirs, (t,)) for t in tasks] + [stats.paired(mine, theirs, tuple(tasks))]
+        label = f"{A.METHODS[method].label} ({setup[0]}, {setup[1]} warmup steps)"
+        lines.append(f"| {label} | " + " | ".join(_recipe_difference(c) for c in cells) + " |")
+    lines += ["", "Each cell: mean over the same seeds of (official − shared), points, [95% bootstrap interval over "
+              "seeds and test items]: official higher where the interval lies above 0, level where it holds 0, "
+              "official lower where it lies below."]
+    return "\n".join(lines)
+
+
+def _recipe_difference(c):
+    if c["diff"] is None:
+        return "–"
+    word = {"holds": "official higher", "level": "level", "does not hold": "official lower"}[
+        stats.verdict(c["lo"], c["hi"], +1)]
+    return f"{c['diff']:+.1f} [{c['lo']:+.1f}, {c['hi']:+.1f}] {word}"
+
+
 def joint_modes(records, settings):
     """Joint methods evaluated with only the LoRA, only the steering adapter, or both (markdown).
 
@@ -235,7 +293,7 @@ def write_all(out, records, base, settings, elapsed, figures=True, base_path=Non
                 processor=platform.processor() or platform.machine(), python=platform.python_version())
     write_json_atomic(out / "results.json", dict(meta=meta, summary=rows, verdicts=comparisons(records, settings),
                                                     runs=records), indent=1)
-    write_text_atomic(out / "table.md", table + "\n")
+    write_text_atomic(out / "table.md", table + "\n\nIn short:\n\n" + in_short(rows, records, settings) + "\n")
     if figures:
         from .figures import compare_figures
         compare_figures(rows, settings, out / "figures")
