@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ministeer import adapters as A
-from ministeer.experiments import compare
+from ministeer.experiments import compare, rates
 from ministeer.experiments.grids import grid_of
 from ministeer.experiments.pretrain import BASE_PATH
 from ministeer.tasks import BENCHMARK, batch_sampler, examples
@@ -211,8 +211,8 @@ def test_the_sweep_chooses_by_accuracy_then_loss_then_the_smaller_rate():
     diverged = [_val(0.01, 0.0, 3.0), {**_val(0.02, None), "val_loss": None}]
     for records, lr in ((by_accuracy, 0.02), (by_loss, 0.02), (tied, 0.01), (diverged, 0.01)):
         for order in (records, records[::-1]):
-            assert compare.choose_lrs(order) == {"lora": {"gsm": lr}}
-    two = compare.choose_lrs([_val(0.01, 0.5), _val(0.02, 0.9, task="boolq"), _val(0.05, 0.1, task="boolq")])
+            assert rates.choose_lrs(order) == {"lora": {"gsm": lr}}
+    two = rates.choose_lrs([_val(0.01, 0.5), _val(0.02, 0.9, task="boolq"), _val(0.05, 0.1, task="boolq")])
     assert two == {"lora": {"gsm": 0.01, "boolq": 0.02}}
 
 
@@ -222,11 +222,11 @@ def test_the_sweep_picks_by_the_mean_over_its_seeds():
     (mutant ``sweep_first_seed_only``) and a mean that skips a diverged seed
     (``sweep_mean_skips_diverged``)."""
     cliff = [_val(0.01, 0.6), _val(0.01, 0.5, seed=1), _val(0.02, 0.9), _val(0.02, 0.0, seed=1)]
-    assert compare.choose_lrs(cliff) == {"lora": {"gsm": 0.01}}
-    assert compare.choose_lrs(cliff[::-1]) == {"lora": {"gsm": 0.01}}
+    assert rates.choose_lrs(cliff) == {"lora": {"gsm": 0.01}}
+    assert rates.choose_lrs(cliff[::-1]) == {"lora": {"gsm": 0.01}}
     blown = [_val(0.01, 0.5), _val(0.01, 0.5, seed=1), _val(0.02, 0.9), {**_val(0.02, None, seed=1), "val_loss": None}]
-    assert compare.choose_lrs(blown) == {"lora": {"gsm": 0.01}}
-    scores = compare.sweep_scores(cliff)["lora"]["gsm"]
+    assert rates.choose_lrs(blown) == {"lora": {"gsm": 0.01}}
+    scores = rates.sweep_scores(cliff)["lora"]["gsm"]
     assert scores[0.02]["accuracy"] == pytest.approx(0.45) and scores[0.02]["seeds"][1]["accuracy"] == 0.0
 
 
@@ -242,7 +242,7 @@ def test_the_sweep_scores_each_grid_rate_on_validation_with_two_seeds(monkeypatc
     assert sorted((j["method"], j["lr"], j["seed"]) for j in seen) == sorted(
         (m, lr, seed) for m in ("lora", "jola") for lr in grid_of(m) for seed in (4, 7))
     assert {(j["split"], j["task"]) for j in seen} == {("val", "gsm")}
-    assert compare.sweep_seeds(replace(TINY, seeds=(3,))) == (3, 4)
+    assert rates.sweep_seeds(replace(TINY, seeds=(3,))) == (3, 4)
 
 
 def test_the_signature_follows_a_base_rewritten_in_place(tmp_path):
@@ -285,9 +285,9 @@ def test_the_shipped_rates_say_which_sweep_chose_each(tmp_path):
     settings written for every method (mutant ``lrs_file_last_sweep_for_all``) and a merge that
     drops the stored rates of a task the new sweep did not run (``lrs_file_drops_stored``)."""
     path = tmp_path / "lrs.json"
-    first = compare.merged_lrs_file({"lora": {"gsm": 0.01, "boolq": 0.02}}, replace(TINY, seeds=(0,)), path)
+    first = rates.merged_lrs_file({"lora": {"gsm": 0.01, "boolq": 0.02}}, replace(TINY, seeds=(0,)), path)
     path.write_text(json.dumps(first))
-    second = compare.merged_lrs_file({"lora": {"gsm": 0.05}, "full": {"gsm": 0.002}},
+    second = rates.merged_lrs_file({"lora": {"gsm": 0.05}, "full": {"gsm": 0.002}},
                                      replace(TINY, seeds=(3, 4), steps=7), path)
     assert second["lrs"] == {"lora": {"gsm": 0.05, "boolq": 0.02}, "full": {"gsm": 0.002}}
     assert second["swept"]["lora"]["boolq"] == dict(seeds=[0, 1], steps=1, n_val=3, recipe="shared")
@@ -300,8 +300,8 @@ def test_every_shipped_rate_names_the_sweep_that_chose_it():
     """The shipped lrs.json has a rate and a sweep record for every registered method and task,
     and every rate lies in its method's grid (rejects a rate typed in by hand, or one left from a
     grid that has since changed)."""
-    shipped = json.loads(compare.LR_PATH.read_text())
+    shipped = json.loads(rates.LR_PATH.read_text())
     for method in A.METHODS:
         for task in compare.TASK_NAMES:
             assert shipped["lrs"][method][task] in compare.grid_of(method), (method, task)
-            assert len(shipped["swept"][method][task]["seeds"]) >= compare.SWEEP_SEEDS, (method, task)
+            assert len(shipped["swept"][method][task]["seeds"]) >= rates.SWEEP_SEEDS, (method, task)

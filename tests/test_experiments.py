@@ -15,7 +15,7 @@ import pytest
 
 from ministeer import adapters as A
 from ministeer.cli import COMMANDS
-from ministeer.experiments import compare, gates, pool, pretrain, report, stats
+from ministeer.experiments import compare, gates, pool, pretrain, rates, report, stats
 from ministeer.experiments.grids import grid_of
 from ministeer.io import CheckpointError
 from ministeer.experiments.pretrain import BASE_CONFIG, BASE_PATH, CARD_PATH, fingerprint, load_base, load_card
@@ -162,12 +162,12 @@ def test_task_weights_set_each_tasks_share_of_the_pretraining_mixture(capsys):
 
 
 def test_stored_learning_rates_cover_every_method_and_task_from_their_grids():
-    lrs = compare.load_lrs()
+    lrs = rates.load_lrs()
     for method in A.METHODS:
         for task in TASK_NAMES:
-            assert compare.lookup_lr(lrs, method, task) in grid_of(method)
+            assert rates.lookup_lr(lrs, method, task) in grid_of(method)
     with pytest.raises(KeyError, match="--sweep"):
-        compare.lookup_lr(lrs, "nonexistent", "gsm")
+        rates.lookup_lr(lrs, "nonexistent", "gsm")
 
 
 def test_commands_are_registered():

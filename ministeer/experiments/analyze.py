@@ -36,7 +36,8 @@ from ..theory.oracle import lockstep_shifts, oracle_hooks
 from ..theory.where import skip_coverage
 from ..tree import named_leaves
 from ..usage import Parser, UsageError, existing_file, folder_lock, positive_int, writable_folder
-from .compare import QUICK, Settings, load_lrs, lookup_lr
+from .compare import QUICK, Settings
+from .rates import load_lrs, lookup_lr
 from .pool import run_jobs_plain
 from .pretrain import BASE_PATH, load_base
 

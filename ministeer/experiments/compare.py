@@ -10,9 +10,9 @@ and its test problems (``examples(..., seed=data_seed + seed)``) and its batch o
 (and any training noise the method samples, e.g. JoLA's gates). ``init_seed`` defaults to
 the seed, so the spread over seeds includes init, data and test sampling; ``--init-seeds``
 varies the initial draw alone (``--seeds 0 --init-seeds 0 1 2``: one draw of data, three
-inits). Each method uses the learning rate chosen for it on the
-validation split (``lrs.json`` beside this file; ``--sweep`` re-chooses it from the
-method's grid, ``grids.grid_of``, scoring each rate on 2 seeds). Everything else is held fixed across methods:
+inits). Each method uses the learning rate chosen for it on the validation split
+(``rates.py``: ``lrs.json``; ``--sweep`` re-chooses it from the method's grid,
+``grids.grid_of``, scoring each rate on 2 seeds). Everything else is held fixed across methods:
 steps, batch, linear schedule with 3% warmup, no weight decay, gradient clipping at 1.0
 (the Hugging Face Trainer default the paper's code inherits); ``--recipe official`` gives
 each method its authors' schedule and warmup instead (``adapters/recipes.py``).
@@ -46,11 +46,10 @@ from ..train import TrainingDiverged
 from ..usage import (Parser, UsageError, existing_file, folder_lock, non_negative_int, positive_int,
                      writable_folder)
 from .grids import grid_of
+from .rates import LR_PATH, choose_lrs, load_lrs, lookup_lr, merged_lrs_file, sweep_jobs, sweep_scores, sweep_seeds
 from .pretrain import BASE_PATH, load_base
 from .pool import for_each_result
 from .runlog import append_record, check_log, move_aside
-
-LR_PATH = Path(__file__).resolve().parent / "lrs.json"
 
 # the headline table: full FT, the weight-space baselines (LoRA r=8, the size-matched LoRA r=1),
 # the activation-space baseline (LoReFT), the paper's method in three forms, and joint-orth
@@ -265,84 +264,11 @@ def _close(bar, records):
     return records
 
 
-SWEEP_SEEDS = 2  # every grid point is scored on this many seeds and chosen by their mean
-
-
-def sweep_seeds(settings):
-    """The seeds a sweep scores each rate on: the settings' first ``SWEEP_SEEDS``, padded with the
-    next integers when fewer are given (``--quick`` has one)."""
-    seeds = list(settings.seeds[:SWEEP_SEEDS])
-    while len(seeds) < SWEEP_SEEDS:
-        seeds.append(max(seeds) + 1)
-    return tuple(seeds)
-
-
 def sweep(settings, n_workers, base_path, log_path=None, resume=False):
     """``{method: {task: lr}}``: the grid point with the best mean validation accuracy over
     ``sweep_seeds`` (then mean loss); returns ``(chosen, records)``, every seed's run among them."""
-    jobs = [dict(method=m, task=t, seed=seed, lr=lr, settings=settings, split="val", base_path=base_path)
-            for m in settings.methods for t in settings.tasks for lr in grid_of(m) for seed in sweep_seeds(settings)]
-    records = run_jobs(jobs, n_workers, "lr sweep", log_path, resume)
+    records = run_jobs(sweep_jobs(settings, base_path), n_workers, "lr sweep", log_path, resume)
     return choose_lrs(records), records
-
-
-def sweep_scores(records):
-    """``{method: {task: {lr: score}}}``: each grid point's seeds (accuracy and validation loss
-    per seed) and their means. A point where any seed diverged has mean accuracy None."""
-    points = {}
-    for r in sorted(records, key=lambda r: (r["lr"], r["seed"])):
-        point = points.setdefault(r["method"], {}).setdefault(r["task"], {}).setdefault(r["lr"], {"seeds": {}})
-        point["seeds"][r["seed"]] = dict(accuracy=r["accuracy"], val_loss=r.get("val_loss"))
-    for by_task in points.values():
-        for by_lr in by_task.values():
-            for point in by_lr.values():
-                runs = list(point["seeds"].values())
-                ok = all(x["accuracy"] is not None for x in runs)
-                point["accuracy"] = sum(x["accuracy"] for x in runs) / len(runs) if ok else None
-                point["val_loss"] = sum(x["val_loss"] for x in runs) / len(runs) if ok else None
-    return points
-
-
-def choose_lrs(records):
-    """Per method and task, the lr with the best mean validation accuracy over its seeds, then the
-    lower mean loss; a point where a seed diverged never wins."""
-    score = lambda p: (-1.0, -float("inf")) if p["accuracy"] is None else (p["accuracy"], -p["val_loss"])
-    chosen = {}
-    for method, by_task in sweep_scores(records).items():
-        for task, by_lr in by_task.items():
-            best = None
-            for lr in sorted(by_lr):  # ties go to the smaller lr, whatever the finishing order
-                if best is None or score(by_lr[lr]) > score(by_lr[best]):
-                    best = lr
-            chosen.setdefault(method, {})[task] = best
-    return chosen
-
-
-def merged_lrs_file(lrs, settings, path=LR_PATH):
-    """The shipped lrs.json after a sweep of ``settings`` chose ``lrs``: the new rates over the
-    stored ones and, per method and task, what its rate was scored on (``swept``: the seeds,
-    steps, validation size and recipe), so that a file built by several sweeps says which
-    sweep chose each rate."""
-    stored = json.loads(Path(path).read_text()) if Path(path).exists() else {}
-    scored_on = dict(seeds=list(sweep_seeds(settings)), steps=settings.steps, n_val=settings.n_val,
-                     recipe=settings.recipe)
-    merged, swept = {}, {}
-    for method in dict.fromkeys([*stored.get("lrs", {}), *lrs]):
-        merged[method] = {**stored.get("lrs", {}).get(method, {}), **lrs.get(method, {})}
-        swept[method] = {**stored.get("swept", {}).get(method, {}), **{t: scored_on for t in lrs.get(method, {})}}
-    return {"lrs": merged, "grids": {m: grid_of(m) for m in merged}, "swept": swept}
-
-
-def load_lrs(path=LR_PATH):
-    return json.loads(Path(path).read_text())["lrs"]
-
-
-def lookup_lr(lrs, method, task):
-    try:
-        return lrs[method][task]
-    except KeyError:
-        raise KeyError(f"no stored learning rate for {method}/{task} in {LR_PATH.name}; "
-                       "run `ministeer compare --sweep` (with --methods/--all for that method)") from None
 
 
 def planned_jobs(settings, lrs=None, base_path=str(BASE_PATH)):
