@@ -47,3 +47,22 @@ def test_first_order_example_writes_its_plot(tmp_path):
     done = _run(ROOT / "examples" / "first_order_block.py", "--smoke", "--plot", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     assert out.stat().st_size > 1000
+
+
+def test_what_it_writes_tells_a_wrong_verdict_from_a_wrong_fact(monkeypatch):
+    """examples/what_it_writes.py sorts BoolQ's errors by which half of ``[fact verdict]`` is
+    wrong (rejects a sorter that calls every wrong BoolQ answer a wrong verdict, or that reads a
+    missing bracket as a wrong answer)."""
+    import importlib.util
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    spec = importlib.util.spec_from_file_location("what_it_writes", ROOT / "examples" / "what_it_writes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    kind = module.kind_of_error
+    assert kind("boolq", "[d1 false]", "[d1 false]") is None
+    assert kind("boolq", "[d1 true]", "[d1 false]") == "verdict"
+    assert kind("boolq", "[d2 false]", "[d1 false]") == "fact"
+    assert kind("boolq", "[d2 true]", "[d1 false]") == "fact"
+    assert kind("boolq", "d1 false", "[d1 false]") == "format"
+    assert kind("listops", "[4]", "[3]") == "answer"
+    assert kind("listops", "[3", "[3]") == "format"

@@ -109,6 +109,23 @@ def _examples(task, split, n, seed):
     return examples(task, split, n, seed=seed, fmt=BENCHMARK)
 
 
+def problems(task, split, seed, settings):
+    """A run's problems of ``split``: its training and test draws follow its seed; validation
+    is one draw for every seed, so that a sweep compares rates on the same problems."""
+    n = {"train": settings.n_train, "val": settings.n_val, "test": settings.n_test}[split]
+    return _examples(task, split, n, settings.data_seed + (0 if split == "val" else seed))
+
+
+def adapt(method, task, seed, lr, settings, base_path=str(BASE_PATH), *, init_seed):
+    """Train the adapters of one run (the ones ``run_one`` scores): ``(adapters, FitResult)``.
+    ``init_seed`` is the adapter's initial draw (``run_one``'s default: the seed)."""
+    params, cfg = _base(base_path)
+    train = problems(task, "train", seed, settings)
+    return A.train_method(method, params, cfg, batch_sampler(train, settings.batch_size, seed=seed),
+                          steps=settings.steps, lr=lr, seed=init_seed, clip=settings.clip,
+                          **A.fit_settings(method, settings.recipe, settings.steps))
+
+
 def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_PATH), init_seed=None):
     """Adapt the base to ``task`` with ``method``; return a JSON-able record with the accuracy and,
     on the test split, each test problem's verdict (``correct``: "1" right, "0" wrong, in order).
@@ -118,16 +135,12 @@ def run_one(method, task, seed, lr, settings, split="test", base_path=str(BASE_P
     params, cfg = _base(base_path)
     s = settings
     init_seed = seed if init_seed is None else init_seed
-    draw = s.data_seed + seed
-    train = _examples(task, "train", s.n_train, draw)
-    scored = _examples(task, split, s.n_val if split == "val" else s.n_test, s.data_seed if split == "val" else draw)
+    train, scored = problems(task, "train", seed, s), problems(task, split, seed, s)
     record = dict(method=method, task=task, seed=seed, init_seed=init_seed, lr=lr, split=split, n_scored=len(scored),
                   signature=signature(s, base_path), setup=setup_key(method, s))
     start = time.perf_counter()
     try:
-        adapters, result = A.train_method(method, params, cfg, batch_sampler(train, s.batch_size, seed=seed),
-                                          steps=s.steps, lr=lr, seed=init_seed, clip=s.clip,
-                                          **A.fit_settings(method, s.recipe, s.steps))
+        adapters, result = adapt(method, task, seed, lr, s, base_path, init_seed=init_seed)
     except TrainingDiverged as err:
         return {**record, "accuracy": None, "diverged_at": err.step, "seconds": time.perf_counter() - start}
     logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)

@@ -1,0 +1,79 @@
+"""What an adapted model writes when it is wrong: retrain runs of `ministeer compare` and read
+their greedy completions.
+
+A cell of the results table is one number per seed. This script retrains the very runs behind a
+cell (same method, task, seed, rate and settings; its exact-match accuracy is checked against
+the one `compare` computes in a teacher-forced pass) and decodes the test problems greedily,
+then sorts the wrong answers: not in the boxed format at all, in the format with a wrong
+answer, and, on BoolQ, whose answer restates a fact and then gives a verdict, the right fact
+with the wrong verdict against a wrong fact.
+
+    python examples/what_it_writes.py --method postblock_silu --task boolq --seeds 0 1 2 3 4
+
+prints one line per seed and a few wrong completions beside their references.
+"""
+import re
+from collections import Counter
+
+from _common import parser
+
+from ministeer import adapters as A
+from ministeer.experiments import compare
+from ministeer.experiments.pretrain import load_base
+from ministeer.experiments.rates import load_lrs, lookup_lr
+from ministeer.tasks import TASK_NAMES, greedy_complete
+from ministeer.tasks.extract import official_max_new
+
+BOXED = re.compile(r"^\[(.+)\]$")
+
+
+def kind_of_error(task, output, reference):
+    """``None`` for a right answer, else which kind of wrong: "format" (not ``[...]``), "fact"
+    or "verdict" (BoolQ: which half of ``[fact verdict]`` differs first), or "answer"."""
+    if output == reference:
+        return None
+    got, want = BOXED.match(output), BOXED.match(reference)
+    if got is None:
+        return "format"
+    if task == "boolq":
+        got_fact, _, got_verdict = got.group(1).rpartition(" ")
+        want_fact, _, _ = want.group(1).rpartition(" ")
+        return "verdict" if got_fact == want_fact and got_verdict in ("true", "false") else "fact"
+    return "answer"
+
+
+def read_run(method, task, seed, settings, lr):
+    """``(accuracy by compare's scoring, [(prompt, output, reference)])`` of one retrained run."""
+    params, cfg = load_base()
+    adapters, _ = compare.adapt(method, task, seed, lr, settings, init_seed=seed)
+    logits_fn = lambda tokens, n: A.adapted_forward(params, adapters, tokens, cfg, prompt_lengths=n)
+    test = compare.problems(task, "test", seed, settings)
+    forced = sum(compare.forced_exact_match(logits_fn, test, n_ctx=cfg.n_ctx)) / len(test)
+    outputs = greedy_complete(logits_fn, [ex.prompt for ex in test], official_max_new(test, cfg.n_ctx), n_ctx=cfg.n_ctx)
+    return forced, [(ex.prompt, out, ex.completion) for ex, out in zip(test, outputs)]
+
+
+def main():
+    p = parser(__doc__)
+    p.add_argument("--method", default="postblock_silu", choices=sorted(A.METHODS))
+    p.add_argument("--task", default="boolq", choices=TASK_NAMES)
+    p.add_argument("--seeds", type=int, nargs="+", help="default: 0 and 1 (--smoke: 0)")
+    p.add_argument("--show", type=int, default=3, help="wrong completions to print per seed")
+    args = p.parse_args()
+    settings = compare.Settings(**compare.QUICK) if args.smoke else compare.Settings()
+    seeds = args.seeds or ([0] if args.smoke else [0, 1])
+    lr = lookup_lr(load_lrs(), args.method, args.task)
+    print(f"{args.method} on {args.task}, lr {lr}, {settings.steps} steps, {settings.n_test} test problems per seed")
+    for seed in seeds:
+        forced, rows = read_run(args.method, args.task, seed, settings, lr)
+        kinds = Counter(kind_of_error(args.task, out, ref) for _, out, ref in rows)
+        right = kinds.pop(None, 0)
+        assert right / len(rows) == forced, "greedy decoding and compare's scoring disagree"
+        print(f"seed {seed}: {right} of {len(rows)} right; wrong: "
+              + (", ".join(f"{n} {kind}" for kind, n in kinds.most_common()) or "none"))
+        for prompt, out, ref in [r for r in rows if r[1] != r[2]][:args.show]:
+            print(f"    {prompt!r}: wrote {out!r}, reference {ref!r}")
+
+
+if __name__ == "__main__":
+    main()
