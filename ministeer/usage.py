@@ -129,14 +129,14 @@ def folder_lock(folder, flag):
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def progress_bar(total, desc, unit="it"):
+def progress_bar(total, desc, unit="it", initial=0):
     """A tqdm bar on stderr (redrawn every 15 s when stderr is not a terminal), or ``None``
     when tqdm is not installed: callers then run silently (``tick``/``close`` accept ``None``)."""
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr,
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr,
                 mininterval=0.1 if sys.stderr.isatty() else 15.0)
 
 

@@ -169,10 +169,12 @@ def test_a_resume_reuses_a_logged_run_only_under_its_own_key(tmp_path, monkeypat
 def test_an_official_resume_reuses_a_shared_run_only_where_the_recipes_agree(tmp_path, monkeypatch):
     """Under ``--recipe official`` a method whose authors' setup is the shared one (the vector:
     linear, 3% warmup) runs the very run the shared recipe ran, so a resume reuses it; JoLA's own
-    setup (cosine, 50 warmup steps) is another run and is trained. Rejects a key blind to the
-    recipe (mutant ``setup_key_ignores_recipe``: the official table would quote shared JoLA runs)
-    and one that marks the shared setup too (``setup_key_marks_shared``: every committed run
-    would be retrained, and an official log could not share the shared one's runs)."""
+    setup (cosine, 50 warmup steps) and LoReFT's (linear with no warmup: the schedule alone does
+    not tell them apart) are other runs and are trained. Rejects a key blind to the recipe
+    (mutant ``setup_key_ignores_recipe``: the official table would quote shared JoLA runs), one
+    that reads the schedule alone, and one that marks the shared setup too
+    (``setup_key_marks_shared``: every committed run would be retrained, and an official log
+    could not share the shared one's runs)."""
     ran = []
 
     def fake_run(job):
@@ -183,13 +185,13 @@ def test_an_official_resume_reuses_a_shared_run_only_where_the_recipes_agree(tmp
     monkeypatch.setattr(compare, "_run_job", fake_run)
     log = tmp_path / "runs.jsonl"
     jobs = lambda recipe: [dict(method=m, task="gsm", seed=0, lr=0.1, settings=replace(TINY, steps=300, recipe=recipe))
-                           for m in ("postblock_vector", "jola")]
+                           for m in ("postblock_vector", "jola", "loreft")]
     compare.run_jobs(jobs("shared"), 1, "t", log)
-    assert [compare.setup_key(m, replace(TINY, steps=300)) for m in ("postblock_vector", "jola")] == [None, None]
+    assert [compare.setup_key(m, replace(TINY, steps=300)) for m in ("postblock_vector", "jola", "loreft")] == [None] * 3
     ran.clear()
     records = compare.run_jobs(jobs("official"), 1, "t", log, resume=True)
-    assert ran == [("jola", "official")]
-    assert [r["setup"] for r in records] == [None, ("cosine", 50)]
+    assert ran == [("jola", "official"), ("loreft", "official")]
+    assert [r["setup"] for r in records] == [None, ("cosine", 50), ("linear", 0)]
     ran.clear()
     compare.run_jobs(jobs("official") + jobs("shared"), 1, "t", log, resume=True)  # both are logged now
     assert ran == []
@@ -285,15 +287,19 @@ def test_the_shipped_rates_say_which_sweep_chose_each(tmp_path):
     settings written for every method (mutant ``lrs_file_last_sweep_for_all``) and a merge that
     drops the stored rates of a task the new sweep did not run (``lrs_file_drops_stored``)."""
     path = tmp_path / "lrs.json"
-    first = rates.merged_lrs_file({"lora": {"gsm": 0.01, "boolq": 0.02}}, replace(TINY, seeds=(0,)), path)
+    first = rates.merged_lrs_file({"lora": {"gsm": 0.01, "boolq": 0.02}, "jola": {"gsm": 0.1}},
+                                  replace(TINY, seeds=(0,)), path, signature=compare.signature(TINY))
     path.write_text(json.dumps(first))
     second = rates.merged_lrs_file({"lora": {"gsm": 0.05}, "full": {"gsm": 0.002}},
-                                     replace(TINY, seeds=(3, 4), steps=7), path)
-    assert second["lrs"] == {"lora": {"gsm": 0.05, "boolq": 0.02}, "full": {"gsm": 0.002}}
-    assert second["swept"]["lora"]["boolq"] == dict(seeds=[0, 1], steps=1, n_val=3, recipe="shared")
-    assert second["swept"]["lora"]["gsm"] == second["swept"]["full"]["gsm"] == dict(seeds=[3, 4], steps=7, n_val=3,
-                                                                                      recipe="shared")
-    assert set(second["grids"]) == {"lora", "full"}
+                                   replace(TINY, seeds=(3, 4), steps=7, recipe="official"), path,
+                                   signature=compare.signature(replace(TINY, steps=7)))
+    assert second["lrs"] == {"lora": {"gsm": 0.05, "boolq": 0.02}, "jola": {"gsm": 0.1}, "full": {"gsm": 0.002}}
+    old, new = second["swept"]["lora"]["boolq"], second["swept"]["lora"]["gsm"]
+    assert (old["seeds"], old["steps"], old["recipe"]) == ([0, 1], 1, "shared")
+    assert (new["seeds"], new["steps"], new["recipe"]) == ([3, 4], 7, "official")
+    assert second["swept"]["full"]["gsm"] == new and second["swept"]["jola"]["gsm"] == first["swept"]["jola"]["gsm"]
+    assert old["signature"] == compare.signature(TINY) != new["signature"]
+    assert set(second["grids"]) == {"lora", "jola", "full"}
 
 
 def test_every_shipped_rate_names_the_sweep_that_chose_it():

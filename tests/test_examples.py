@@ -63,6 +63,8 @@ def test_what_it_writes_tells_a_wrong_verdict_from_a_wrong_fact(monkeypatch):
     assert kind("boolq", "[d1 true]", "[d1 false]") == "verdict"
     assert kind("boolq", "[d2 false]", "[d1 false]") == "fact"
     assert kind("boolq", "[d2 true]", "[d1 false]") == "fact"
+    assert kind("boolq", "[d1 maybe]", "[d1 false]") == "verdict"
     assert kind("boolq", "d1 false", "[d1 false]") == "format"
+    assert kind("boolq", "[d1 false]\n", "[d1 false]") == "format"
     assert kind("listops", "[4]", "[3]") == "answer"
     assert kind("listops", "[3", "[3]") == "format"

@@ -49,7 +49,7 @@ def rendered_compare(name):
     base = {t: saved["summary"]["base"]["tasks"][t]["mean"] / 100 for t in settings.tasks}
     _, cfg = load_base()
     rows = report.summarize(saved["runs"], base, settings, cfg)
-    return report.render(rows, saved["runs"], settings, cfg)
+    return report.render(rows, saved["runs"], settings, cfg, saved.get("shared_runs"))
 
 
 def rendered_analyses():
@@ -239,34 +239,44 @@ def test_the_page_opens_with_the_headline_in_short():
     assert lines_missing_from_page(in_short("compare")) == []
 
 
+COUNT = re.compile(r"\b\d+ of \d+ (?:runs|seeds)\b|\b\d+/\d+\b|\d+(?:\.\d+)?–\d+(?:\.\d+)?%?")
+
+
 def numbers_not_from_the_records(text):
     """The numbers of ``text`` that are none of: a generated average phrase, a paired difference
-    that a questions table gives, a threshold, the shipped base's seen-pair scores."""
+    that a questions table gives, a count of learned runs that a generated line gives, a
+    threshold, the shipped base's seen-pair scores."""
     text = " ".join(text.replace("−", "-").split())  # the prose's minus sign is the tables' hyphen
-    for name in COMPARE_RUNS:
-        for phrase in AVERAGE.findall(in_short(name)):
-            text = text.replace(phrase, " ")
+    generated = "\n".join(in_short(name) for name in COMPARE_RUNS)
+    for phrase in AVERAGE.findall(generated):
+        text = text.replace(phrase, " ")
+    counts = [c for c in COUNT.findall(text) if c not in generated and c != "95–99.6%"]  # the base's skills
     rendered = "\n".join(rendered_compare(name) for name in COMPARE_RUNS)
     wrong = [q for q in QUOTED.findall(text) if q not in rendered]
     text = QUOTED.sub(" ", text)
     [shipped] = [line for line in PAGE.read_text().splitlines() if line.startswith("| 8 | 2,000 |")]
     base = set(NUMBER.findall(shipped))  # the shipped base's seen pairs, after its last stage
-    return wrong + [n for n in NUMBER.findall(text) if n not in THRESHOLDS | base]
+    text = COUNT.sub(" ", text)
+    return wrong + counts + [n for n in NUMBER.findall(text) if n not in THRESHOLDS | base]
 
 
 @pytest.mark.parametrize("summary", [status_paragraph, readme_benchmark_paragraph])
 def test_the_summaries_quote_only_numbers_the_records_give(summary):
     """Rejects a summary left stale after a rerun (an old "average 82.2 (85% of full FT)", an old
-    "+47.6 [+31.4, +63.2]"), a number typed by hand ("one seed stalls at 0.4"), and a paired
-    difference quoted with another row's interval."""
+    "+47.6 [+31.4, +63.2]", an old "18 of 20 runs"), a number typed by hand ("one seed stalls at
+    0.4", "the others 87–94"), and a paired difference with an interval no table gives."""
     assert NUMBER.findall(summary()), "no numbers found: the paragraph moved"
     assert numbers_not_from_the_records(summary()) == []
 
 
 def test_the_number_check_catches_a_stale_or_typed_number():
-    """The check above, on summaries it must reject."""
-    good = "Post-block r=8 (SiLU): average 82.2 (85% of full FT), within 1%"
-    assert numbers_not_from_the_records(good) == []
-    assert numbers_not_from_the_records(good.replace("82.2", "82.3")) == ["82.3", "85%"]
+    """The check above, on summaries it must reject, built from today's records."""
+    good = AVERAGE.findall(in_short("compare"))[0]  # "Full FT: average 96.7 (100% of full FT)"
+    assert numbers_not_from_the_records(good + ", within 1%") == []
+    average = re.search(r"average (\d+\.\d)", good).group(1)
+    stale = f"{float(average) + 0.1:.1f}"
+    assert stale in numbers_not_from_the_records(good.replace(average, stale))
     assert numbers_not_from_the_records("one seed stalls at 0.4") == ["0.4"]
+    assert numbers_not_from_the_records("the others 87–94") == ["87–94"]
     assert numbers_not_from_the_records("+47.6 [+31.4, +63.3]") == ["+47.6 [+31.4, +63.3]"]
+    assert numbers_not_from_the_records("learned on 17 of 19 runs") == ["17 of 19 runs"]

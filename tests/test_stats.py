@@ -213,20 +213,25 @@ def test_a_cell_of_init_seeds_counts_one_run_per_seed_and_init_seed():
 
 
 def test_the_recipe_table_is_official_minus_shared_for_the_methods_whose_setup_differs():
-    """Under the official recipe JoLA trains 20 points better on every seed and LoReFT no
-    differently; the vector's setup is the shared one, so it ran the same runs and gets no row.
-    Rejects the difference taken the other way (mutant ``recipe_effects_backwards``) and a row for
-    a method whose two recipes are one run (``recipe_effects_lists_shared``)."""
+    """Under the official recipe JoLA gains 20 points on GSM and 10 on BoolQ on every seed, LoReFT
+    loses 30 on GSM and nothing on BoolQ; the vector's setup is the shared one, so it ran the same
+    runs and gets no row. Rejects the difference taken the other way (mutant
+    ``recipe_effects_backwards``), a row for a method whose two recipes are one run
+    (``recipe_effects_lists_shared``), a method paired with another's shared runs, columns in
+    the wrong order, and a loss read as a gain."""
     tasks = ("gsm", "boolq")
-    shared = [dict(method=m, task=t, seed=s, accuracy=[0.2, 0.5, 0.3][s], n_scored=500, setup=None)
-              for m in ("jola", "loreft", "postblock_vector") for t in tasks for s in range(3)]
+    level = {"jola": 0.1, "loreft": 0.5, "postblock_vector": 0.3}
+    shared = [dict(method=m, task=t, seed=s, accuracy=level[m] + [0.0, 0.05, 0.02][s], n_scored=500, setup=None)
+              for m in level for t in tasks for s in range(3)]
     setups = {"jola": ["cosine", 50], "loreft": ["linear", 0], "postblock_vector": None}
-    official = [dict(r, setup=setups[r["method"]], accuracy=r["accuracy"] + (0.2 if r["method"] == "jola" else 0))
+    change = {("jola", "gsm"): 0.2, ("jola", "boolq"): 0.1, ("loreft", "gsm"): -0.3}
+    official = [dict(r, setup=setups[r["method"]], accuracy=r["accuracy"] + change.get((r["method"], r["task"]), 0.0))
                 for r in shared]
     lines = report.recipe_effects(shared, official, tasks).splitlines()
-    rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| ") and "warmup steps)" in line}
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in lines if "warmup steps)" in line}
     assert set(rows) == {"| JoLA (cosine, 50 warmup steps)", "| LoReFT r=8 (linear, 0 warmup steps)"}
-    assert rows["| JoLA (cosine, 50 warmup steps)"].count("+20.0 [") == 3
-    assert rows["| JoLA (cosine, 50 warmup steps)"].count("official higher") == 3
-    assert rows["| LoReFT r=8 (linear, 0 warmup steps)"].count("+0.0 [") == 3
-    assert rows["| LoReFT r=8 (linear, 0 warmup steps)"].count("] level") == 3
+    jola, loreft = rows["| JoLA (cosine, 50 warmup steps)"], rows["| LoReFT r=8 (linear, 0 warmup steps)"]
+    assert [c.split(" [")[0] for c in jola] == ["+20.0", "+10.0", "+15.0"]
+    assert all(c.strip(" |").endswith("official higher") for c in jola)
+    assert [c.split(" [")[0] for c in loreft] == ["-30.0", "+0.0", "-15.0"]
+    assert [c.strip(" |").rsplit("] ", 1)[1] for c in loreft] == ["official lower", "level", "official lower"]

@@ -43,8 +43,8 @@ from ..io import CheckpointError, write_json_atomic
 from ..model import forward, loss_fn
 from ..tasks import BENCHMARK, TASK_NAMES, accuracy, batch_sampler, encode, examples, forced_exact_match
 from ..train import TrainingDiverged
-from ..usage import (Parser, UsageError, existing_file, folder_lock, non_negative_int, positive_int,
-                     writable_folder)
+from ..usage import (Parser, UsageError, close, existing_file, folder_lock, non_negative_int, positive_int,
+                     progress_bar, tick, writable_folder)
 from .grids import grid_of
 from .rates import LR_PATH, choose_lrs, load_lrs, lookup_lr, merged_lrs_file, sweep_jobs, sweep_scores, sweep_seeds
 from .pretrain import BASE_PATH, load_base
@@ -234,7 +234,9 @@ def run_jobs(jobs, n_workers, desc, log_path=None, resume=False):
     todo = [j for j in jobs if job_key(j) not in done]
     if records:
         print(f"{desc}: resuming, {len(records)} of {len(jobs)} runs already in {log_path}")
-    bar = _bar(len(jobs), desc, initial=len(records))
+    bar = progress_bar(len(jobs), f"{desc} (% of runs done)", unit="run", initial=len(records))
+    if bar is None:
+        print(f"{desc}: {len(jobs)} runs (install tqdm for a progress bar)")
 
     def finish(record):
         records.append(record)
@@ -245,20 +247,9 @@ def run_jobs(jobs, n_workers, desc, log_path=None, resume=False):
     try:
         for_each_result(_run_job, todo, n_workers, finish)
     finally:
-        _close(bar, records)
+        close(bar)
     order = {job_key(j): i for i, j in enumerate(jobs)}
     return sorted(records, key=lambda r: order[job_key(r)])  # job order, whatever the finishing order
-
-
-def _bar(total, desc, initial=0):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        print(f"{desc}: {total} runs (install tqdm for a progress bar)")
-        return None
-    quiet_log = not sys.stderr.isatty()  # a log file or CI: redraw every 15 s, not every run
-    return tqdm(total=total, initial=initial, desc=f"{desc} (% of runs done)", unit="run", dynamic_ncols=True,
-                mininterval=15.0 if quiet_log else 0.1)
 
 
 def _tick(bar, record):
@@ -268,13 +259,7 @@ def _tick(bar, record):
         seed = f"s{record['seed']}" + (f"i{init}" if init != record["seed"] else "")
         bar.set_postfix_str(f"last: {record['method']}/{record['task']}/{seed} "
                             + ("diverged" if acc is None else f"{100 * acc:.1f}%"), refresh=False)
-        bar.update(1)  # redraws at most every mininterval
-
-
-def _close(bar, records):
-    if bar is not None:
-        bar.close()
-    return records
+    tick(bar)  # redraws at most every mininterval
 
 
 def sweep(settings, n_workers, base_path, log_path=None, resume=False):
@@ -305,6 +290,17 @@ def logged_runs(settings, log_path, lrs=None, base_path=str(BASE_PATH)):
     is left out, so the table never mixes two rates of one method and task."""
     done = read_log(log_path, settings, base_path)
     return [done[job_key(j)] for j in planned_jobs(settings, lrs, base_path) if job_key(j) in done]
+
+def shared_counterparts(settings, records, out, lrs, base_path):
+    """For an official-recipe run: the shared recipe's runs, in the same folder's log, of the
+    methods whose setup differs (the report pairs them); None otherwise."""
+    if settings.recipe == "shared":
+        return None
+    differ = tuple(dict.fromkeys(r["method"] for r in records if r.get("setup") is not None))
+    if not differ:
+        return None
+    shared = replace(settings, recipe="shared", methods=differ)
+    return logged_runs(shared, out / "runs.jsonl", lrs, base_path) or None
 
 # ---------------------------------------------------------------- command line
 
@@ -391,7 +387,8 @@ def _compare_into(out, settings, args):
                        "scores": sweep_scores(sweep_records), "settings": asdict(settings), "runs": sweep_records}
             write_json_atomic(out / "lrs.json", payload, indent=1)
             if args.write_lrs:
-                write_json_atomic(LR_PATH, merged_lrs_file(lrs, settings), indent=1)
+                write_json_atomic(LR_PATH, merged_lrs_file(lrs, settings, signature=signature(settings, args.base)),
+                                  indent=1)
             print(f"chosen learning rates written to {out / 'lrs.json'} after {time.perf_counter() - start:.0f} s")
             if args.sweep_only:
                 return
@@ -406,6 +403,6 @@ def _compare_into(out, settings, args):
         return 130
     elapsed = time.perf_counter() - start
     summary = report.write_all(out, records, base, settings, elapsed, figures=not args.no_figures,
-                               base_path=args.base)
+                               base_path=args.base, shared=shared_counterparts(settings, records, out, lrs, args.base))
     print(summary)
     print(f"\nelapsed {elapsed:.0f} s with {args.jobs} worker(s); outputs in {out}/")

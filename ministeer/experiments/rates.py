@@ -65,14 +65,15 @@ def choose_lrs(records):
     return chosen
 
 
-def merged_lrs_file(lrs, settings, path=LR_PATH):
+def merged_lrs_file(lrs, settings, path=LR_PATH, signature=None):
     """The shipped lrs.json after a sweep of ``settings`` chose ``lrs``: the new rates over the
     stored ones and, per method and task, what its rate was scored on (``swept``: the seeds,
-    steps, validation size and recipe), so that a file built by several sweeps says which
-    sweep chose each rate."""
+    steps, validation size, recipe and the runs' ``signature``, which covers every other
+    setting and the base checkpoint's bytes), so that a file built by several sweeps says
+    which sweep chose each rate."""
     stored = json.loads(Path(path).read_text()) if Path(path).exists() else {}
     scored_on = dict(seeds=list(sweep_seeds(settings)), steps=settings.steps, n_val=settings.n_val,
-                     recipe=settings.recipe)
+                     recipe=settings.recipe, signature=signature)
     merged, swept = {}, {}
     for method in dict.fromkeys([*stored.get("lrs", {}), *lrs]):
         merged[method] = {**stored.get("lrs", {}).get(method, {}), **lrs.get(method, {})}

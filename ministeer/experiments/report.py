@@ -206,7 +206,7 @@ def in_short(rows, records, settings):
         if row["avg"] is None:
             continue
         cells = row["tasks"].values()
-        learned, runs = sum(c["learned"] for c in cells), sum(c["n"] for c in cells)
+        learned, runs = sum(c["learned"] for c in cells), sum(c["n_runs"] for c in cells)  # diverged runs count
         share = "" if row["of_ft"] is None else f" ({row['of_ft']:.0f}% of full FT)"
         per_task = ", ".join(f"{t} {c['learned']}/{c['n']}" for t, c in row["tasks"].items())
         lines.append(f"- {row['label']}: average {row['avg']:.1f}{share}, learned the format on {learned} of "
@@ -274,25 +274,33 @@ def joint_modes(records, settings):
     return "\n".join(lines)
 
 
-def render(rows, records, settings, cfg):
-    """The markdown that ``table.md`` holds: the table, the paper's questions, the joint modes."""
+def render(rows, records, settings, cfg, shared=None):
+    """The markdown that ``table.md`` holds: the table, the paper's questions, the joint modes
+    and, for an official-recipe run whose folder also holds the ``shared`` recipe's runs, what
+    each method's own setup changes."""
     table = markdown_table(rows, settings, cfg) + "\n\n" + questions(rows, records, settings)
     modes = joint_modes(records, settings)
     if modes:
         table += "\n\nJoint methods by inference mode (the official code's ablation):\n\n" + modes
+    if shared:
+        table += ("\n\nEach method under its authors' setup, against the shared recipe (paired):\n\n"
+                  + recipe_effects(shared, records, settings.tasks))
     return table
 
 
-def write_all(out, records, base, settings, elapsed, figures=True, base_path=None):
-    """Write ``results.json``, ``table.md`` and the figures to ``out``; return the table."""
+def write_all(out, records, base, settings, elapsed, figures=True, base_path=None, shared=None):
+    """Write ``results.json``, ``table.md`` and the figures to ``out``; return the table.
+    ``shared``: for an official-recipe run, the shared recipe's runs of the methods whose setup
+    differs (kept in ``results.json`` as ``shared_runs``)."""
     out = Path(out)
     _, cfg = load_base() if base_path is None else load_base(base_path)
     rows = summarize(records, base, settings, cfg)
-    table = render(rows, records, settings, cfg)
+    table = render(rows, records, settings, cfg, shared)
     meta = dict(settings=asdict(settings), elapsed_seconds=round(elapsed, 1), machine=platform.platform(),
                 processor=platform.processor() or platform.machine(), python=platform.python_version())
+    extra = {"shared_runs": shared} if shared else {}
     write_json_atomic(out / "results.json", dict(meta=meta, summary=rows, verdicts=comparisons(records, settings),
-                                                    runs=records), indent=1)
+                                                    runs=records, **extra), indent=1)
     write_text_atomic(out / "table.md", table + "\n\nIn short:\n\n" + in_short(rows, records, settings) + "\n")
     if figures:
         from .figures import compare_figures
