@@ -319,3 +319,17 @@ def test_quantized_windowed_and_cross_attention_models_are_refused(tmp_path):
     config, tensors = _hf_llama(init_params(cfg, 0), cfg)
     _write_hf(tmp_path / "e", {**config, "sliding_window": cfg.n_ctx}, tensors)
     assert load_pretrained(tmp_path / "e")[1] == cfg
+
+
+def test_an_index_that_loses_many_tensors_names_a_few_and_counts_the_rest(tmp_path):
+    """A shard index that maps every tensor to a shard without it names five and says how many
+    more (rejects a message that lists five and stops, as if those were all)."""
+    cfg = Config.gpt2(n_layers=1, d_model=8, n_heads=2)
+    config, tensors = _hf_gpt2(init_params(cfg, 0), cfg)
+    folder = _write_hf(tmp_path / "model", config, tensors, shards=2)
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    swapped = {name: shards[1 - shards.index(shard)] for name, shard in index["weight_map"].items()}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({**index, "weight_map": swapped}))
+    with pytest.raises(CheckpointError, match=rf"and {len(swapped) - 5} more to shards that do not hold them"):
+        load_pretrained(folder)

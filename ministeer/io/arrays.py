@@ -282,7 +282,8 @@ def check_npz_sizes(path):
 _LISTED = 5  # an error names this many tensors of each kind, then counts the rest
 
 
-def _first_few(names):
+def first_few(names):
+    """``names`` for an error message: the first few, then how many more."""
     return f"{names[:_LISTED]}" + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
 
 
@@ -293,8 +294,8 @@ def check_arrays(arrays, expected, source):
     wrong = [f"{n}: {list(arrays[n].shape)} in file, expected {list(expected[n])}"
              for n in sorted(set(arrays) & set(expected)) if tuple(arrays[n].shape) != tuple(expected[n])]
     more = f"; and {len(wrong) - _LISTED} more" if len(wrong) > _LISTED else ""
-    problems = ([f"missing tensors: {_first_few(missing)}"] if missing else []) + \
-               ([f"unexpected tensors: {_first_few(extra)}"] if extra else []) + \
+    problems = ([f"missing tensors: {first_few(missing)}"] if missing else []) + \
+               ([f"unexpected tensors: {first_few(extra)}"] if extra else []) + \
                ([f"wrong shapes: {'; '.join(wrong[:_LISTED])}{more}"] if wrong else [])
     if problems:
         raise CheckpointError(f"{source} does not match the config: " + " | ".join(problems))

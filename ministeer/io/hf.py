@@ -30,7 +30,8 @@ import numpy as np  # host side: checkpoints live on the host
 from ..backend import from_numpy, to_numpy
 from ..model import param_shapes
 from ..tree import flatten, unflatten
-from .arrays import CheckpointError, check_arrays, check_layer_count, read_safetensors, write_safetensors
+from .arrays import (CheckpointError, check_arrays, check_layer_count, first_few, read_safetensors,
+                     write_safetensors)
 from .atomic import atomic_write
 
 ARCHITECTURES = ("LlamaForCausalLM", "GPT2LMHeadModel")
@@ -297,7 +298,7 @@ def _read_tensors(folder):
                 tensors[name], where[name] = a, shard
         missing = sorted(n for n in weight_map if n not in tensors)
         if missing:
-            raise CheckpointError(f"{str(index)!r} maps tensors {missing[:5]} to shards that do not hold them")
+            raise CheckpointError(f"{str(index)!r} maps tensors {first_few(missing)} to shards that do not hold them")
         return tensors
     hint = " (pickle checkpoints are refused: re-save with save_pretrained(..., safe_serialization=True))" \
         if any((folder / n).exists() for n in ("pytorch_model.bin", "pytorch_model.bin.index.json")) else ""
@@ -348,7 +349,7 @@ def load_pretrained(folder, dtype="float64"):
     tensors = _drop_buffers(tensors, arch, tied)
     not_float = sorted(n for n, a in tensors.items() if a.dtype.kind != "f")  # after buffers: masks may be bool
     if not_float:
-        raise CheckpointError(f"{source}: tensors {not_float[:5]} are {tensors[not_float[0]].dtype}, not floating "
+        raise CheckpointError(f"{source}: tensors {first_few(not_float)} are {tensors[not_float[0]].dtype}, not floating "
                               "point (quantized or foreign weights would be cast silently)")
     check_layer_count(cfg, len(tensors), source, _LAYERS_FIELD[arch], expected_hf_shapes)
     check_arrays(tensors, expected_hf_shapes(cfg), source)
