@@ -311,7 +311,7 @@ def parse(argv):
     tier = parser.add_mutually_exclusive_group()
     tier.add_argument("--quick", action="store_true", help="a smoke run (< 1 min): 1 seed, few steps, own folder")
     tier.add_argument("--all", action="store_true",
-                      help="every registered method, 3 seeds (about 35 min on 2 idle cores; docs/results.md, Runtimes)")
+                      help="every registered method, 3 seeds (about 26 min on 2 cores; docs/results.md, Runtimes)")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="reuse the finished runs in OUT/runs.jsonl")
     start.add_argument("--fresh", action="store_true", help="start over: first move OUT/runs.jsonl (and "
