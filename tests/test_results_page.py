@@ -25,8 +25,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGE = DOCS / "results.md"
 # Header openings of the tables that report.render and analyze.markdown write (the page's
 # other tables, such as the verdicts and the format-0 table, are written by hand).
-COMPARE_RUNS = ("compare", "compare-all", "loreft-all")  # compare's results.json files in docs/data
-REPORT_TABLES = ("| Method | Params |", "| question |", "| joint method, task |",
+COMPARE_RUNS = ("compare", "compare-all", "loreft-all", "compare-official")  # compare's results.json files in docs/data
+REPORT_TABLES = ("| Method | Params |", "| question |", "| joint method, task |", "| method (its authors' setup) |",
                  "| task | MLP share", "| task | base (no steer)")
 
 
@@ -73,10 +73,10 @@ def test_the_page_shows_the_tables_that_its_committed_runs_give(name):
 
 
 def test_every_report_table_in_the_page_comes_from_the_committed_runs():
-    rendered = set("\n".join([rendered_compare("compare"), rendered_compare("compare-all"),
-                              rendered_compare("loreft-all"), rendered_analyses()]).splitlines())
+    rendered = set("\n".join([rendered_compare(name) for name in COMPARE_RUNS] + [rendered_analyses()]).splitlines())
     report_tables = [t for t in page_tables() if t[0].startswith(REPORT_TABLES)]
-    assert len(report_tables) == 10  # results, questions (and joint modes) per compare run; two analyses
+    # results and questions per compare run, joint modes for three of them, the recipe table; two analyses
+    assert len(report_tables) == 2 * len(COMPARE_RUNS) + 3 + 1 + 2
     assert [line for table in report_tables for line in table if line not in rendered] == []
 
 
