@@ -23,6 +23,7 @@ from ministeer.experiments import compare
 from ministeer.experiments.pretrain import load_base
 from ministeer.experiments.rates import load_lrs, lookup_lr
 from ministeer.tasks import TASK_NAMES, TOKENIZER, greedy_complete
+from ministeer.usage import non_negative_int
 
 BOXED = re.compile(r"^\[(.+)\]$")
 
@@ -59,8 +60,8 @@ def main():
     p = parser(__doc__)
     p.add_argument("--method", default="postblock_silu", choices=sorted(A.METHODS))
     p.add_argument("--task", default="boolq", choices=TASK_NAMES)
-    p.add_argument("--seeds", type=int, nargs="+", help="default: 0 and 1 (--smoke: 0)")
-    p.add_argument("--show", type=int, default=3, help="wrong completions to print per seed")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", help="default: 0 and 1 (--smoke: 0)")
+    p.add_argument("--show", type=non_negative_int, default=3, help="wrong completions to print per seed")
     args = p.parse_args()
     settings = compare.Settings(**compare.QUICK) if args.smoke else compare.Settings()
     seeds = args.seeds or ([0] if args.smoke else [0, 1])
